@@ -1,0 +1,191 @@
+"""Validation of a composed config: the one place that knows what a valid run is.
+
+Defaults live once, in the YAML files under conf/; this module holds the
+schema those files must satisfy (types, ranges, choices) and checks every
+key before any work starts, so a misspelled or out-of-range override stops
+with one line naming the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One config key: its accepted type and the values it may take."""
+
+    key: str
+    kind: str  # "int", "float", "bool", "str", "optional_float", "int_list", "any"
+    allowed: str  # what the user is told when the value is refused
+    check: Callable[[Any], bool] = lambda value: True
+
+
+def _positive(value: float) -> bool:
+    return value > 0
+
+
+def _non_negative(value: float) -> bool:
+    return value >= 0
+
+
+def _fraction(value: float) -> bool:
+    return 0 < value <= 1
+
+
+def _one_of(*choices: str) -> Callable[[Any], bool]:
+    return lambda value: value in choices
+
+
+def _device(value: str) -> bool:
+    if value in ("auto", "cpu", "cuda"):
+        return True
+    prefix, _, index = value.partition(":")
+    return prefix == "cuda" and index.isdigit()
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("seed", "int", "an integer >= 0", _non_negative),
+    Rule("alpha", "optional_float", "a number > 0 (or null for aug=none)"),
+    Rule("resume", "bool", "true or false"),
+    Rule("data.name", "str", "cifar10", _one_of("cifar10")),
+    Rule("data.root", "str", "a folder path"),
+    Rule("data.download", "bool", "true or false"),
+    Rule("data.verify", "bool", "true or false"),
+    Rule("data.fraction", "float", "a number in (0, 1]", _fraction),
+    Rule("data.subset_seed", "int", "an integer >= 0", _non_negative),
+    Rule("data.num_classes", "int", "an integer >= 2", lambda value: value >= 2),
+    Rule("model.name", "str", "a registered model"),
+    Rule("model.dropout", "float", "a number in [0, 1)", lambda value: 0 <= value < 1),
+    Rule("aug.name", "str", "a registered augmentation"),
+    Rule("optim.name", "str", "sgd", _one_of("sgd")),
+    Rule("optim.lr", "float", "a number > 0", _positive),
+    Rule("optim.momentum", "float", "a number in [0, 1)", lambda value: 0 <= value < 1),
+    Rule("optim.weight_decay", "float", "a number >= 0", _non_negative),
+    Rule("optim.nesterov", "bool", "true or false"),
+    Rule("sched.name", "str", "cosine or multistep", _one_of("cosine", "multistep")),
+    Rule("sched.milestones", "int_list", "a list of epochs >= 1",
+         lambda value: all(epoch >= 1 for epoch in value)),
+    Rule("sched.gamma", "float", "a number in (0, 1]", _fraction),
+    Rule("trainer.epochs", "int", "an integer >= 1", lambda value: value >= 1),
+    Rule("trainer.batch_size", "int", "an integer >= 1", lambda value: value >= 1),
+    Rule("trainer.eval_batch_size", "int", "an integer >= 1", lambda value: value >= 1),
+    Rule("trainer.device", "str", "auto, cpu, cuda or cuda:N", _device),
+    Rule("trainer.precision", "str", "auto, fp32, bf16 or fp16",
+         _one_of("auto", "fp32", "bf16", "fp16")),
+    Rule("trainer.channels_last", "any", "auto, true or false",
+         lambda value: value in ("auto", True, False)),
+    Rule("trainer.num_threads", "int", "an integer >= 0 (0: torch's default)", _non_negative),
+    Rule("trainer.progress", "bool", "true or false"),
+    Rule("trainer.samples", "bool", "true or false"),
+)
+
+# Keys that may appear without a rule: Hydra's own and per-augmentation extras
+# that the augmentation registry validates itself.
+_FREE_PREFIXES = ("hydra.", "aug.")
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings -> {"a.b.c": value}; lists stay values."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, dotted + "."))
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def _coerce(rule: Rule, value: Any) -> Any:
+    """Return the value in the rule's type, or raise ValueError."""
+    if rule.kind == "any":
+        return value
+    if rule.kind == "bool":
+        if isinstance(value, bool):
+            return value
+        raise ValueError
+    if rule.kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError
+        return value
+    if rule.kind in ("float", "optional_float"):
+        if value is None and rule.kind == "optional_float":
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError
+        if not math.isfinite(value):
+            raise ValueError
+        return float(value)
+    if rule.kind == "str":
+        if not isinstance(value, str) or not value:
+            raise ValueError
+        return value
+    if rule.kind == "int_list":
+        if not isinstance(value, (list, tuple)):
+            raise ValueError
+        return [_coerce(Rule(rule.key, "int", rule.allowed), item) for item in value]
+    raise AssertionError(f"unknown rule kind {rule.kind}")
+
+
+def _suggest(key: str, known: Iterable[str]) -> str:
+    matches = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {matches[0]}?)" if matches else ""
+
+
+def validate(
+    config: Mapping[str, Any],
+    models: Iterable[str],
+    augmentations: Iterable[str],
+) -> list[str]:
+    """Check every key of a plain (resolved) config dict; return the problems.
+
+    Each problem is one line: `key=value: expected <what is allowed>`. An
+    empty list means the config is valid.
+    """
+    flat = flatten(config)
+    problems: list[str] = []
+    rules = {rule.key: rule for rule in RULES}
+    for key in flat:
+        if key not in rules and not key.startswith(_FREE_PREFIXES):
+            problems.append(f"{key}: unknown key{_suggest(key, rules)}")
+    for rule in RULES:
+        if rule.key not in flat:
+            problems.append(f"{rule.key}: missing; expected {rule.allowed}")
+            continue
+        value = flat[rule.key]
+        try:
+            value = _coerce(rule, value)
+            ok = rule.check(value)
+        except (ValueError, TypeError):
+            ok = False
+        if not ok:
+            problems.append(f"{rule.key}={value!r}: expected {rule.allowed}")
+    choices = {"model.name": sorted(models), "aug.name": sorted(augmentations)}
+    for key, names in choices.items():
+        value = flat.get(key)
+        if isinstance(value, str) and value not in names and not (
+            key == "model.name" and value.startswith("timm:")
+        ):
+            problems.append(f"{key}={value!r}: expected one of {', '.join(names)}"
+                            f"{_suggest(value, names)}")
+    aug_name = flat.get("aug.name")
+    alpha = flat.get("alpha")
+    if aug_name not in (None, "none") and alpha is None:
+        problems.append(f"alpha=None: aug={aug_name} needs a number > 0")
+    elif isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and alpha <= 0:
+        problems.append(f"alpha={alpha!r}: expected a number > 0")
+    return problems
+
+
+def check(config: Mapping[str, Any], models: Iterable[str], augmentations: Iterable[str]) -> None:
+    """Raise ConfigError with every problem, one per line, if there are any."""
+    problems = validate(config, models, augmentations)
+    if problems:
+        raise ConfigError("\n".join(problems))

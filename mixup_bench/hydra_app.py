@@ -1,0 +1,152 @@
+"""The Hydra entry point for `mixup-bench train`: the only module that touches @hydra.main.
+
+It validates the composed config, then hands it to the plain `train.run`.
+Errors in the user's input end a single run with one line and exit code 2;
+in a sweep (-m) they end only that job, which is recorded as failed, and
+the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from .errors import UserError
+
+log = logging.getLogger("mixup_bench")
+
+# Set by the task function; read by train_main after Hydra returns.
+_exit_code = {"value": 0}
+
+
+def _absolute_data_root(cfg: DictConfig) -> None:
+    """Hydra does not change directory, but sweep launchers may: pin data.root now."""
+    root = Path(str(cfg.data.root)).expanduser()
+    if not root.is_absolute():
+        root = Path(hydra.utils.get_original_cwd()) / root
+    cfg.data.root = str(root)
+
+
+def _read_summary(run_dir: Path) -> dict[str, Any] | None:
+    import json
+
+    try:
+        return json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _job(cfg: DictConfig) -> Any:
+    from .config import check
+    from .mixing import mixer_names
+    from .models import model_names
+
+    hydra_config = HydraConfig.get()
+    run_dir = Path(hydra_config.runtime.output_dir)
+    multirun = hydra_config.mode == RunMode.MULTIRUN
+    previous = _read_summary(run_dir)
+    try:
+        _absolute_data_root(cfg)
+        config = OmegaConf.to_container(cfg, resolve=True)
+        check(config, model_names(), mixer_names())
+        if previous is not None and multirun:
+            # Re-running a sweep: skip what finished with this config, resume the rest.
+            same = {k: v for k, v in (previous.get("config") or {}).items() if k != "resume"} == \
+                {k: v for k, v in config.items() if k != "resume"}
+            if previous.get("status") == "finished" and same:
+                log.info("%s: finished before with this config; skipped", run_dir)
+                return previous.get("final_test_acc")
+            cfg.resume = True
+        from .train import run
+
+        summary = run(cfg, run_dir, overrides=list(hydra_config.overrides.task),
+                      choices=dict(hydra_config.runtime.choices))
+    except UserError as error:
+        if previous is None:
+            _record_failure(run_dir, cfg, str(error))
+        for line in str(error).splitlines():
+            if multirun:
+                log.error("%s: %s", run_dir.name, line)
+            else:
+                print(f"mixup-bench: error: {line}", file=sys.stderr)
+        _exit_code["value"] = error.exit_code
+        return None
+    except Exception as error:  # noqa: BLE001 - a sweep must survive one broken job
+        if not multirun:
+            raise
+        log.exception("job failed: %s", error)
+        _record_failure(run_dir, cfg, f"{type(error).__name__}: {error}")
+        _exit_code["value"] = 1
+        return None
+    if summary["status"] != "finished":
+        _exit_code["value"] = 1
+    return summary.get("final_test_acc")
+
+
+def _record_failure(run_dir: Path, cfg: DictConfig, message: str) -> None:
+    """Keep a failed job visible to `report` unless the trainer already wrote a summary."""
+    from .metrics import write_json_atomic
+
+    path = run_dir / "summary.json"
+    try:
+        import json
+
+        if path.is_file() and json.loads(path.read_text()).get("status") not in ("running", None):
+            return
+        try:
+            config = OmegaConf.to_container(cfg, resolve=True)
+        except Exception:  # noqa: BLE001 - an unresolvable config is itself the error
+            config = OmegaConf.to_container(cfg, resolve=False)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, {"status": "failed", "error": message, "config": config,
+                                 "epochs_completed": 0, "final_test_acc": None,
+                                 "best_test_acc": None, "last10_test_acc": None})
+    except OSError:
+        pass
+
+
+@hydra.main(version_base="1.3", config_path="pkg://mixup_bench.conf", config_name="train")
+def _hydra_main(cfg: DictConfig) -> Any:
+    return _job(cfg)
+
+
+def _occupied_run_dir(args: list[str]) -> str | None:
+    """Refuse, before Hydra writes anything, to start a fresh run over an existing one."""
+    if any(arg in ("-m", "--multirun") or arg.startswith("--cfg") or arg in ("-c", "--help", "-h")
+           or arg.startswith("--info") or arg == "--hydra-help" for arg in args):
+        return None
+    values = dict(arg.split("=", 1) for arg in args if "=" in arg)
+    run_dir = values.get("hydra.run.dir")
+    if run_dir is None or values.get("resume", "false").lower() == "true":
+        return None
+    path = Path(run_dir)
+    if any((path / name).exists() for name in ("summary.json", "metrics.jsonl",
+                                                "checkpoints/last.pt")):
+        return (f"hydra.run.dir={run_dir} already holds a run; pass resume=true to continue it, "
+                "or choose another directory (nothing was changed)")
+    return None
+
+
+def train_main(args: list[str]) -> int:
+    """Run Hydra on `args` as if they were the whole command line."""
+    occupied = _occupied_run_dir(args)
+    if occupied:
+        print(f"mixup-bench: error: {occupied}", file=sys.stderr)
+        return 2
+    saved = sys.argv
+    sys.argv = ["mixup-bench train", *args]
+    _exit_code["value"] = 0
+    try:
+        _hydra_main()
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        sys.argv = saved
+    return _exit_code["value"]

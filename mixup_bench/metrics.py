@@ -1,0 +1,123 @@
+"""Per-epoch metrics and the files they go to: metrics.jsonl, summary.json, TensorBoard.
+
+Accuracy and calibration are computed from tensors on the device; nothing
+here forces a host synchronisation except the explicit `.item()` calls made
+once per epoch by the trainer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ECE_BINS = 15  # as in Guo et al. 2017 and Thulasidasan et al. 2019
+
+
+def expected_calibration_error(probabilities: torch.Tensor, labels: torch.Tensor,
+                               bins: int = ECE_BINS) -> torch.Tensor:
+    """ECE with equal-width confidence bins: sum_b |B|/N * |acc(B) - conf(B)|."""
+    confidence, prediction = probabilities.max(dim=1)
+    correct = (prediction == labels).float()
+    # Bin b holds confidences in (b/bins, (b+1)/bins]; confidence is >= 1/K > 0.
+    index = (confidence * bins).ceil().long().clamp(1, bins) - 1
+    confidence_sum = torch.zeros(bins, device=probabilities.device).index_add_(0, index, confidence)
+    correct_sum = torch.zeros(bins, device=probabilities.device).index_add_(0, index, correct)
+    return (confidence_sum - correct_sum).abs().sum() / labels.numel()
+
+
+def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    """Write JSON through a temporary file and a rename, so readers never see half a file."""
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("w") as handle:
+        json.dump(data, handle, indent=2, default=str)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN/inf: write them as null (and say so by the status)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class MetricsLog:
+    """metrics.jsonl (one flushed line per epoch) plus the same scalars in TensorBoard."""
+
+    def __init__(self, run_dir: Path, tensorboard: bool = True) -> None:
+        self.path = run_dir / "metrics.jsonl"
+        self.writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(log_dir=str(run_dir / "tb"))
+
+    def read(self) -> list[dict[str, Any]]:
+        """The complete lines already written (a torn last line is ignored)."""
+        if not self.path.is_file():
+            return []
+        rows = []
+        for line in self.path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+        return rows
+
+    def truncate(self, epochs: int) -> list[dict[str, Any]]:
+        """Keep only epochs 1..epochs (used on resume); return the rows kept."""
+        rows = [row for row in self.read() if row.get("epoch", 0) <= epochs]
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        temporary.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        os.replace(temporary, self.path)
+        return rows
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        row = {key: _clean(value) for key, value in row.items()}
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(row) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        if self.writer is not None:
+            epoch = row["epoch"]
+            for key, value in row.items():
+                if key == "epoch" or value is None:
+                    continue
+                group, _, name = key.partition("_")
+                tag = f"{group}/{name}" if group in ("train", "test") else key
+                self.writer.add_scalar(tag, value, epoch)
+            self.writer.flush()
+
+    def add_image(self, tag: str, image: torch.Tensor) -> None:
+        if self.writer is not None:
+            self.writer.add_image(tag, image, 0)
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """final / best / mean-of-last-10 test accuracy from the per-epoch rows."""
+    accuracies = [row["test_acc"] for row in rows if row.get("test_acc") is not None]
+    if not accuracies:
+        return {"final_test_acc": None, "best_test_acc": None, "best_epoch": None,
+                "last10_test_acc": None, "epochs_completed": len(rows)}
+    best = max(range(len(accuracies)), key=accuracies.__getitem__)
+    last = accuracies[-10:]
+    return {
+        "final_test_acc": accuracies[-1],
+        "best_test_acc": accuracies[best],
+        "best_epoch": rows[best]["epoch"],
+        "last10_test_acc": sum(last) / len(last),
+        "epochs_completed": len(rows),
+    }

@@ -1,0 +1,343 @@
+"""`mixup-bench report DIR... [--out OUT]`: tables, claim verdicts and figures from run directories.
+
+It reads only the run-directory files (docs/run-directory.md) and never
+imports torch, so a sweep trained elsewhere can be reported on any machine.
+Runs are grouped by the config keys that differ between them (seeds are the
+repetitions); each group gets mean, standard deviation and a t-based 95% CI,
+and each mixing group the paired difference to the same settings without
+mixing. Writes OUT/REPORT.md, OUT/report.csv, OUT/report.json and PNG figures.
+
+The work is split by job: rundirs reads the files, grouping matches runs,
+stats computes intervals, verdicts judges the claims in mixup_bench/claims/,
+report_markdown and figures present; this module ties them to the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mixup_bench.figures import AlphaSeries, plot_accuracy_vs_alpha, plot_curves
+from mixup_bench.grouping import (
+    Group,
+    condition,
+    group_runs,
+    is_unmixed,
+    pair_runs,
+    table_columns,
+    varying_keys,
+)
+from mixup_bench.report_markdown import FIGURES, render_markdown, shown
+from mixup_bench.rundirs import (
+    ACCURACY_METRICS,
+    AUGMENTATION_KEYS,
+    IGNORED_KEYS,
+    Run,
+    find_run_directories,
+    load_run,
+)
+from mixup_bench.stats import Estimate, estimate, is_number
+from mixup_bench.verdicts import ClaimResult, evaluate_claims, load_claims
+
+# report.csv column suffix -> Estimate field.
+CSV_PARTS = {"n": "n", "mean": "mean", "std": "std", "ci_low": "low", "ci_high": "high"}
+
+
+@dataclass
+class GroupResult:
+    """The numbers for one group of seeds."""
+
+    group: Group
+    label: str
+    metrics: dict[str, Estimate]
+    # Treatment minus the aug=none run with the same other settings and seed;
+    # None for the aug=none groups themselves.
+    paired: dict[str, Estimate] | None
+
+    @property
+    def epochs(self) -> list[int]:
+        return sorted(
+            {run.epochs_completed for run in self.group.runs if run.epochs_completed is not None}
+        )
+
+    @property
+    def devices(self) -> list[str]:
+        names = (
+            run.environment.get("device_name") or run.environment.get("device")
+            for run in self.group.runs
+        )
+        return sorted({str(name) for name in names if name})
+
+    @property
+    def checksums(self) -> list[str]:
+        return sorted({status for run in self.group.runs for status in run.checksum_statuses()})
+
+
+@dataclass
+class Report:
+    """Everything REPORT.md, report.csv and report.json show."""
+
+    directories: list[Path]
+    generated_at: str
+    runs: list[Run]
+    columns: list[str]
+    groups: list[GroupResult]
+    claims: list[ClaimResult]
+
+    @property
+    def unfinished(self) -> list[Run]:
+        return [run for run in self.runs if not run.finished]
+
+
+def group_label(settings: dict[str, Any], keys: Iterable[str]) -> str:
+    parts = [f"{key}={shown(settings.get(key))}" for key in keys]
+    return ", ".join(parts) if parts else "all runs"
+
+
+def summarise_groups(runs: list[Run]) -> tuple[list[str], list[GroupResult]]:
+    """Table columns, and per group the estimates over seeds and the paired change to aug=none."""
+    readable = [run for run in runs if run.settings]
+    columns = table_columns(readable)
+    varying = [key for key in columns if key in set(varying_keys(readable))]
+    unmixed = [run for run in runs if run.finished and is_unmixed(run.settings)]
+    results = []
+    for group in group_runs(runs, columns):
+        metrics = {
+            name: estimate(run.metric(name) for run in group.runs) for name in ACCURACY_METRICS
+        }
+        paired = None
+        if not is_unmixed(group.settings):
+            pairs = pair_runs(group.runs, unmixed, AUGMENTATION_KEYS)
+            paired = {
+                name: estimate(
+                    _difference(pair.treatment.metric(name), pair.baseline.metric(name))
+                    for pair in pairs
+                )
+                for name in ACCURACY_METRICS
+            }
+        results.append(GroupResult(group, group_label(group.settings, varying), metrics, paired))
+    return columns, results
+
+
+def _difference(treated: float | None, base: float | None) -> float | None:
+    return None if treated is None or base is None else treated - base
+
+
+def build_report(directories: list[Path], claims: list[dict[str, Any]]) -> Report:
+    """Read every run under `directories`, group them and judge `claims`."""
+    runs = [load_run(path) for path in find_run_directories(directories)]
+    columns, groups = summarise_groups(runs)
+    generated = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return Report(
+        list(directories), generated, runs, columns, groups, evaluate_claims(claims, runs)
+    )
+
+
+def csv_rows(report: Report) -> list[dict[str, Any]]:
+    """One row per group; accuracies as fractions, as in the run files."""
+    rows = []
+    for result in report.groups:
+        row: dict[str, Any] = {"group": result.label}
+        row.update({key: result.group.settings.get(key) for key in report.columns})
+        row.update(
+            {
+                "n": result.metrics["final_test_acc"].n,
+                "seeds": " ".join(map(str, result.group.seeds)),
+            }
+        )
+        for name in ACCURACY_METRICS:
+            for prefix, value in (
+                (name, result.metrics[name]),
+                (f"paired_diff_{name}", (result.paired or {}).get(name)),
+            ):
+                for column, part in CSV_PARTS.items():
+                    row[f"{prefix}_{column}"] = None if value is None else getattr(value, part)
+        row.update(
+            {
+                "epochs": " ".join(map(str, result.epochs)),
+                "devices": "; ".join(result.devices),
+                "data_checksums": " ".join(result.checksums),
+            }
+        )
+        rows.append(row)
+    return rows
+
+
+def report_data(report: Report, drawn: dict[str, bool]) -> dict[str, Any]:
+    """report.json: REPORT.md's numbers (as fractions), the verdicts and the unfinished runs."""
+
+    groups = [
+        {
+            "label": result.label,
+            "settings": result.group.settings,
+            "seeds": result.group.seeds,
+            "runs": [str(run.path) for run in result.group.runs],
+            "epochs": result.epochs,
+            "devices": result.devices,
+            "data_checksums": result.checksums,
+            "metrics": {name: value.to_dict() for name, value in result.metrics.items()},
+            "paired_diff_vs_none": None
+            if result.paired is None
+            else {name: value.to_dict() for name, value in result.paired.items()},
+        }
+        for result in report.groups
+    ]
+    unfinished = [
+        {
+            "path": str(run.path),
+            "status": run.status,
+            "error": run.error,
+            "problems": run.problems,
+            "epochs_completed": run.epochs_completed,
+            "final_test_acc": run.metric("final_test_acc"),
+        }
+        for run in report.unfinished
+    ]
+    return {
+        "generated_at": report.generated_at,
+        "directories": [str(Path(path).resolve()) for path in report.directories],
+        "runs": {
+            "total": len(report.runs),
+            "finished": len(report.runs) - len(report.unfinished),
+            "not_finished": len(unfinished),
+        },
+        "columns": report.columns,
+        "ignored_keys": list(IGNORED_KEYS),
+        "groups": groups,
+        "claims": [result.to_dict() for result in report.claims],
+        "unfinished": unfinished,
+        "figures": {name: bool(drawn.get(name)) for name in FIGURES},
+    }
+
+
+def alpha_series(report: Report) -> list[AlphaSeries]:
+    """Final accuracy per alpha for each mixing condition, with its unmixed reference."""
+    references = {
+        condition(result.group.settings, AUGMENTATION_KEYS): result.metrics["final_test_acc"].mean
+        for result in report.groups
+        if is_unmixed(result.group.settings)
+    }
+    readable = [run for run in report.runs if run.settings]
+    varying = set(varying_keys(readable)) - {"alpha"}
+    varying = [key for key in table_columns(readable) if key in varying]
+    series: dict[tuple, AlphaSeries] = {}
+    for result in report.groups:
+        alpha, final = result.group.settings.get("alpha"), result.metrics["final_test_acc"]
+        if is_unmixed(result.group.settings) or not is_number(alpha) or final.mean is None:
+            continue
+        key = condition(result.group.settings, ("alpha",))
+        if key not in series:
+            reference = references.get(condition(result.group.settings, AUGMENTATION_KEYS))
+            condition_label = group_label(
+                result.group.settings, [name for name in varying if name != "aug.name"]
+            )
+            series[key] = AlphaSeries(
+                group_label(result.group.settings, varying),
+                [],
+                None if reference is None else 100 * reference,
+                f"no mixing, {condition_label}",
+            )
+        half = final.half_width
+        series[key].points.append(
+            (float(alpha), 100 * final.mean, None if half is None else 100 * half)
+        )
+    return list(series.values())
+
+
+def draw_figures(report: Report, out: Path) -> dict[str, bool]:
+    """Draw the PNGs into `out`; a figure with nothing to show is skipped, not faked."""
+
+    def curves(key: str) -> dict[str, list]:
+        return {
+            result.label: [run.curve(key) for run in result.group.runs] for result in report.groups
+        }
+
+    return {
+        "curves_test_acc.png": plot_curves(
+            curves("test_acc"), out / "curves_test_acc.png", "test accuracy (%)", 100.0
+        ),
+        "acc_vs_alpha.png": plot_accuracy_vs_alpha(
+            alpha_series(report), out / "acc_vs_alpha.png", "final test accuracy (%)"
+        ),
+        "curves_train_loss.png": plot_curves(
+            curves("train_loss"), out / "curves_train_loss.png", "training loss"
+        ),
+    }
+
+
+def write_report(report: Report, out: Path) -> list[Path]:
+    """Write REPORT.md, report.csv, report.json and the figures into `out`; return the paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    drawn = draw_figures(report, out)
+    (out / "REPORT.md").write_text(render_markdown(report, drawn), encoding="utf-8")
+    rows = csv_rows(report)
+    with open(out / "report.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["group"])
+        writer.writeheader()
+        writer.writerows(rows)
+    data = report_data(report, drawn)
+    (out / "report.json").write_text(
+        json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8"
+    )
+    return [out / "REPORT.md", out / "report.csv", out / "report.json"] + [
+        out / name for name, done in drawn.items() if done
+    ]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mixup-bench report",
+        description="Tables, claim verdicts and figures from mixup-bench run directories.",
+    )
+    parser.add_argument(
+        "directories",
+        nargs="+",
+        type=Path,
+        metavar="DIR",
+        help="searched recursively for run directories",
+    )
+    parser.add_argument(
+        "--out", type=Path, help="where to write REPORT.md and the rest (default: the first DIR)"
+    )
+    parser.add_argument(
+        "--claims",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="YAML",
+        help="an extra claims file, in the schema of mixup_bench/claims/*.yaml (repeatable)",
+    )
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    """Entry point for `mixup-bench report`; returns the exit status."""
+    arguments = build_parser().parse_args(argv)
+    missing = [str(path) for path in arguments.directories if not path.is_dir()]
+    if missing:
+        print(f"mixup-bench report: not a directory: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    try:
+        claims = load_claims(arguments.claims)
+    except (OSError, ValueError, TypeError) as error:
+        print(f"mixup-bench report: bad claims: {error}", file=sys.stderr)
+        return 2
+    report = build_report(arguments.directories, claims)
+    if not report.runs:
+        searched = ", ".join(map(str, arguments.directories))
+        print(f"mixup-bench report: no run directories under {searched}", file=sys.stderr)
+        return 1
+    out = arguments.out or arguments.directories[0]
+    write_report(report, out)
+    print(
+        f"{out / 'REPORT.md'}: {len(report.runs)} runs, {len(report.groups)} groups, "
+        f"{len(report.unfinished)} not finished, {len(report.claims)} claims"
+    )
+    return 0

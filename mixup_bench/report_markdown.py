@@ -1,0 +1,225 @@
+"""REPORT.md: the report's numbers as GitHub-readable Markdown.
+
+Kept apart from report.py, which computes and writes the numbers, so the
+wording and layout of the page can change without touching a statistic.
+Accuracies are fractions in the run files and percentages here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mixup_bench.rundirs import IGNORED_KEYS
+from mixup_bench.stats import Estimate
+from mixup_bench.verdicts import VERDICT_RULES, metric_name
+
+if TYPE_CHECKING:
+    from mixup_bench.report import Report
+
+FIGURES = {
+    "curves_test_acc.png": "test accuracy per epoch",
+    "acc_vs_alpha.png": "final test accuracy against alpha",
+    "curves_train_loss.png": "training loss per epoch",
+}
+MISMATCH = "mismatch_accepted"
+
+
+def shown(value: Any) -> str:
+    """A setting as a table shows it; None (e.g. alpha without mixing) as a dash."""
+    return "—" if value is None else str(value)
+
+
+def percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}"
+
+
+def mean_and_std(value: Estimate) -> str:
+    if value.mean is None:
+        return "n/a"
+    return (
+        percent(value.mean)
+        if value.std is None
+        else f"{percent(value.mean)} ± {percent(value.std)}"
+    )
+
+
+def confidence(value: Estimate) -> str:
+    return "n/a" if value.low is None else f"[{percent(value.low)}, {percent(value.high)}]"
+
+
+def cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(cell(item) for item in header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(cell(item) for item in row) + " |" for row in rows]
+
+
+def shown_path(path: Path, roots: list[Path]) -> str:
+    for root in roots:
+        try:
+            return str(path.relative_to(Path(root).resolve())) or "."
+        except ValueError:
+            continue
+    return str(path)
+
+
+def results_section(report: Report) -> list[str]:
+    header = report.columns + [
+        "n",
+        "final % (mean ± std)",
+        "final 95% CI",
+        "last10 %",
+        "best %",
+        "Δ final vs none (points)",
+        "Δ 95% CI",
+        "pairs",
+    ]
+    rows = []
+    for result in report.groups:
+        final, paired = (
+            result.metrics["final_test_acc"],
+            (result.paired or {}).get("final_test_acc"),
+        )
+        rows.append(
+            [shown(result.group.settings.get(key)) for key in report.columns]
+            + [
+                final.n,
+                mean_and_std(final),
+                confidence(final),
+                mean_and_std(result.metrics["last10_test_acc"]),
+                mean_and_std(result.metrics["best_test_acc"]),
+                "—" if paired is None else mean_and_std(paired),
+                "—" if paired is None else confidence(paired),
+                "—" if paired is None else paired.n,
+            ]
+        )
+    intro = (
+        "Accuracies in percent: mean ± sample standard deviation over seeds, and the 95% "
+        "confidence interval (Student t). Δ: paired difference to the run without mixing that "
+        "has the same other settings and seed. best % is chosen on the test set and is optimistic."
+    )
+    return (
+        ["## Results", "", intro, ""]
+        + (table(header, rows) if rows else ["No finished runs."])
+        + [""]
+    )
+
+
+def claims_section(report: Report) -> list[str]:
+    lines = ["## Claims", ""]
+    lines += table(
+        ["claim", "verdict", "published", "measured"],
+        [
+            [result.claim["id"], f"**{result.verdict}**", result.published, result.measured]
+            for result in report.claims
+        ],
+    )
+    for result in report.claims:
+        lines += [
+            "",
+            f"### {result.claim['id']}",
+            "",
+            f"- Statement: {result.claim['statement']}",
+            f"- Source: {result.claim['source']}",
+            f"- Published: {result.published}",
+            f"- Measured ({metric_name(result.claim)}): {result.measured}",
+            f"- Verdict: **{result.verdict}**: {result.reason}",
+        ]
+        lines += [f"- Note: {note}" for note in result.notes]
+    return lines + [""]
+
+
+def provenance_section(report: Report) -> list[str]:
+    finished = len(report.runs) - len(report.unfinished)
+    lines = [
+        "## Provenance",
+        "",
+        f"- Generated: {report.generated_at}",
+        (
+            f"- Runs: {len(report.runs)} run directories ({finished} finished,"
+            f" {len(report.unfinished)} not finished) under:"
+        ),
+    ]
+    lines += [f"  - `{Path(directory).resolve()}`" for directory in report.directories]
+    lines += [f"- Grouping ignores: {', '.join(IGNORED_KEYS)}", ""]
+    rows = [
+        [
+            result.label,
+            ", ".join(map(str, result.epochs)) or "n/a",
+            ", ".join(result.devices) or "unknown",
+            ", ".join(result.checksums) or "unknown",
+            ", ".join(map(str, result.group.seeds)),
+        ]
+        for result in report.groups
+    ]
+    return (
+        lines + table(["group", "epochs", "devices", "data checksums", "seeds"], rows) + [""]
+        if rows
+        else lines
+    )
+
+
+def warnings(report: Report) -> list[str]:
+    lines = []
+    mismatched = [result.label for result in report.groups if MISMATCH in result.checksums]
+    if mismatched:
+        lines.append(
+            f"> **Warning:** the data are not the official CIFAR files (checksum {MISMATCH}) "
+            f"for: {'; '.join(mismatched)}."
+        )
+    unverified = [result.label for result in report.groups if "not_verified" in result.checksums]
+    if unverified:
+        lines.append(f"> Note: data checksums were not verified for: {'; '.join(unverified)}.")
+    return lines + [""] if lines else []
+
+
+def unfinished_section(report: Report) -> list[str]:
+    rows = []
+    for run in report.unfinished:
+        last = run.curve("test_acc")
+        why = [run.error] if run.error else []
+        rows.append(
+            [
+                shown_path(run.path, report.directories),
+                run.status,
+                run.epochs_completed or 0,
+                percent(last[-1][1]) if last else "n/a",
+                "; ".join(why + run.problems) or "—",
+            ]
+        )
+    lines = ["## Runs not finished", "", "Not counted in any table or verdict.", ""]
+    return (
+        lines
+        + (
+            table(["run", "status", "epochs done", "last test acc %", "why"], rows)
+            if rows
+            else ["None."]
+        )
+        + [""]
+    )
+
+
+def figures_section(drawn: dict[str, bool]) -> list[str]:
+    lines = ["## Figures", ""]
+    for name, title in FIGURES.items():
+        lines.append(
+            f"![{title}]({name})" if drawn.get(name) else f"- {name}: not drawn (nothing to plot)"
+        )
+        lines.append("")
+    return lines
+
+
+def render_markdown(report: Report, drawn: dict[str, bool]) -> str:
+    lines = [
+        "# mixup-bench report",
+        "",
+        f"Generated {report.generated_at} from {len(report.runs)} run directories.",
+        "",
+    ]
+    lines += warnings(report) + results_section(report) + claims_section(report)
+    lines += ["## Verdict rules", "", VERDICT_RULES] + provenance_section(report)
+    lines += unfinished_section(report) + figures_section(drawn)
+    return "\n".join(lines).rstrip() + "\n"

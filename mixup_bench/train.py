@@ -1,0 +1,295 @@
+"""The one trainer: CPU and CUDA share this code path; AMP and channels_last are switches.
+
+Reads top to bottom as: seed, data, model, optimizer, loop (train_one_epoch,
+evaluate), save. `run(cfg, run_dir)` is a plain function: the CLI's Hydra
+wrapper hands it the composed config and the output directory, and it
+returns the summary it writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from . import checkpoint
+from .data import CIFAR10_MEAN, CIFAR10_STD, DeviceLoader, Split, load_cifar10
+from .errors import UserError
+from .metrics import MetricsLog, expected_calibration_error, summarise, write_json_atomic
+from .mixing import Mixer, build_mixer, soft_target_cross_entropy
+from .models import build_model
+from .runtime import Runtime, environment, resolve_runtime
+
+log = logging.getLogger(__name__)
+
+
+class Diverged(Exception):
+    """The training loss became NaN or infinite."""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _format_seconds(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+def build_optimizer(model: torch.nn.Module, cfg: DictConfig, device: torch.device):
+    """SGD with momentum; foreach kernels (one launch for all parameters) on every device."""
+    return torch.optim.SGD(model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
+                           weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov,
+                           foreach=True)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: DictConfig):
+    """Stepped once per epoch."""
+    if cfg.sched.name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.trainer.epochs)
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(cfg.sched.milestones),
+                                                gamma=cfg.sched.gamma)
+
+
+def train_one_epoch(model, loader: DeviceLoader, mixer: Mixer, mix_generator: torch.Generator,
+                    optimizer, scaler, runtime: Runtime, progress=None) -> dict[str, float]:
+    """One pass over the training batches; metrics stay on the device until the end."""
+    model.train()
+    device = runtime.device
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device)
+    first_bad_step = torch.full((), -1, device=device, dtype=torch.long)
+    seen = 0
+    for step, (images, labels) in enumerate(loader):
+        batch = mixer(images, labels, mix_generator)
+        with runtime.autocast():
+            logits = model(batch.images)
+        loss = soft_target_cross_entropy(logits, batch.targets)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        loss = loss.detach()
+        bad = ~torch.isfinite(loss) & (first_bad_step < 0)
+        first_bad_step = torch.where(bad, step + 1, first_bad_step)
+        loss_sum += loss * labels.shape[0]
+        # Accuracy against the dominant label of each (mixed) target.
+        correct += (logits.detach().argmax(1) == batch.targets.argmax(1)).sum()
+        seen += labels.shape[0]
+        if progress is not None:
+            progress.update(1)
+    bad_step = int(first_bad_step)  # the epoch's only host synchronisation
+    if bad_step >= 0:
+        raise Diverged(f"non-finite training loss at step {bad_step}")
+    return {"train_loss": float(loss_sum) / max(seen, 1),
+            "train_acc": float(correct) / max(seen, 1), "images": seen}
+
+
+@torch.no_grad()
+def evaluate(model, loader: DeviceLoader, runtime: Runtime) -> dict[str, float]:
+    """Loss (NLL), top-1 accuracy and ECE on the whole test split."""
+    model.eval()
+    loss_sum = torch.zeros((), device=runtime.device)
+    correct = torch.zeros((), device=runtime.device)
+    probabilities, labels_all = [], []
+    for images, labels in loader:
+        with runtime.autocast():
+            logits = model(images)
+        logits = logits.float()
+        loss_sum += torch.nn.functional.cross_entropy(logits, labels, reduction="sum")
+        correct += (logits.argmax(1) == labels).sum()
+        probabilities.append(logits.softmax(1))
+        labels_all.append(labels)
+    count = len(loader.split)
+    ece = expected_calibration_error(torch.cat(probabilities), torch.cat(labels_all))
+    return {"test_loss": float(loss_sum) / count, "test_acc": float(correct) / count,
+            "test_ece": float(ece)}
+
+
+def save_samples(loader: DeviceLoader, mixer: Mixer, seed: int, run_dir: Path,
+                 metrics: MetricsLog, count: int = 32) -> None:
+    """A grid of mixed training images as samples.png and a TensorBoard image.
+
+    Uses its own generators so the training streams are untouched.
+    """
+    from torchvision.utils import make_grid, save_image
+
+    generator = torch.Generator(device=loader.generator.device).manual_seed(seed + 7919)
+    mix_generator = torch.Generator().manual_seed(seed + 7919)
+    images = loader.split.images[:count]
+    sample_loader = DeviceLoader(Split(images, loader.split.labels[:count]), count, train=True,
+                                 mean=CIFAR10_MEAN, std=CIFAR10_STD, generator=generator)
+    batch_images, batch_labels = next(iter(sample_loader))
+    mixed = mixer(batch_images, batch_labels, mix_generator).images.float()
+    mean = torch.tensor(CIFAR10_MEAN, device=mixed.device).view(1, 3, 1, 1)
+    std = torch.tensor(CIFAR10_STD, device=mixed.device).view(1, 3, 1, 1)
+    grid = make_grid((mixed * std + mean).clamp(0, 1).cpu(), nrow=8, padding=2)
+    save_image(grid, run_dir / "samples.png")
+    metrics.add_image("samples", grid)
+
+
+def _rng_state(generators: dict[str, torch.Generator]) -> dict[str, Any]:
+    state = {name: generator.get_state() for name, generator in generators.items()}
+    state["torch_cpu"] = torch.get_rng_state()
+    if torch.cuda.is_available():
+        state["torch_cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _restore_rng(state: dict[str, Any], generators: dict[str, torch.Generator]) -> None:
+    for name, generator in generators.items():
+        generator.set_state(state[name])
+    torch.set_rng_state(state["torch_cpu"])
+    if "torch_cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["torch_cuda"])
+
+
+def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
+        choices: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train and evaluate one configuration; write the run directory; return the summary."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    started = time.perf_counter()
+    summary: dict[str, Any] = {"status": "running", "error": None, "started_at": _now(),
+                               "config": config, "overrides": overrides or [],
+                               "experiment": (choices or {}).get("experiment")}
+    summary_path = run_dir / "summary.json"
+
+    # --- runtime and seed ------------------------------------------------------
+    if cfg.trainer.num_threads:
+        torch.set_num_threads(cfg.trainer.num_threads)
+    runtime = resolve_runtime(cfg.trainer.device, cfg.trainer.precision,
+                              cfg.trainer.channels_last)
+    device = runtime.device
+    torch.manual_seed(cfg.seed)
+    loader_generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    mix_generator = torch.Generator().manual_seed(cfg.seed + 1)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    # --- data -------------------------------------------------------------------
+    dataset = load_cifar10(cfg.data.root, download=cfg.data.download, verify=cfg.data.verify,
+                           fraction=cfg.data.fraction, subset_seed=cfg.data.subset_seed,
+                           num_classes=cfg.data.num_classes)
+    summary["environment"] = environment(runtime, dataset.checksums)
+    summary["train_images"], summary["test_images"] = len(dataset.train), len(dataset.test)
+    write_json_atomic(summary_path, summary)
+    train_loader = DeviceLoader(dataset.train.to(device), cfg.trainer.batch_size, train=True,
+                                mean=CIFAR10_MEAN, std=CIFAR10_STD, generator=loader_generator,
+                                channels_last=runtime.channels_last)
+    test_loader = DeviceLoader(dataset.test.to(device), cfg.trainer.eval_batch_size, train=False,
+                               mean=CIFAR10_MEAN, std=CIFAR10_STD,
+                               channels_last=runtime.channels_last)
+
+    # --- model, optimizer, mixing ---------------------------------------------
+    model = build_model(cfg.model.name, dataset.num_classes, cfg.model.dropout).to(device)
+    if runtime.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(model, cfg, device)
+    scheduler = build_scheduler(optimizer, cfg)
+    scaler = torch.amp.GradScaler(device.type, enabled=runtime.precision == "fp16")
+    aug_options = {key: value for key, value in config["aug"].items() if key != "name"}
+    mixer = build_mixer(cfg.aug.name, dataset.num_classes, cfg.alpha, **aug_options)
+    generators = {"loader": loader_generator, "mix": mix_generator}
+
+    # --- resume -----------------------------------------------------------------
+    metrics = MetricsLog(run_dir)
+    checkpoint_path = run_dir / "checkpoints" / "last.pt"
+    start_epoch = 1
+    if cfg.resume and checkpoint_path.is_file():
+        state = checkpoint.load(checkpoint_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        _restore_rng(state["rng"], generators)
+        start_epoch = state["epoch"] + 1
+        metrics.truncate(state["epoch"])
+        log.info("resuming %s from epoch %d", run_dir, state["epoch"])
+    else:
+        metrics.truncate(0)
+        if cfg.trainer.samples:
+            save_samples(train_loader, mixer, cfg.seed, run_dir, metrics)
+    log.info("%s on %s (%s, %s%s): %d training images, %d test images, %d steps/epoch",
+             cfg.model.name, summary["environment"]["device_name"], device, runtime.precision,
+             ", channels_last" if runtime.channels_last else "", len(dataset.train),
+             len(dataset.test), len(train_loader))
+
+    # --- loop -------------------------------------------------------------------
+    epochs = cfg.trainer.epochs
+    progress = _progress_bar(cfg, (epochs - start_epoch + 1) * len(train_loader))
+    try:
+        for epoch in range(start_epoch, epochs + 1):
+            epoch_start = time.perf_counter()
+            lr = optimizer.param_groups[0]["lr"]
+            try:
+                train = train_one_epoch(model, train_loader, mixer, mix_generator, optimizer,
+                                        scaler, runtime, progress)
+            except Diverged as error:
+                raise Diverged(f"epoch {epoch}: {error}; the last good checkpoint "
+                               f"(epoch {epoch - 1}) is kept") from None
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            train_seconds = time.perf_counter() - epoch_start
+            scheduler.step()
+            test = evaluate(model, test_loader, runtime)
+            row = {"epoch": epoch, "train_loss": train["train_loss"],
+                   "train_acc": train["train_acc"], **test, "lr": lr,
+                   "seconds": time.perf_counter() - epoch_start,
+                   "images_per_s": train["images"] / train_seconds}
+            metrics.append(row)
+            checkpoint.save_atomic({"epoch": epoch, "model": model.state_dict(),
+                                    "optimizer": optimizer.state_dict(),
+                                    "scheduler": scheduler.state_dict(),
+                                    "scaler": scaler.state_dict(),
+                                    "rng": _rng_state(generators), "config": config},
+                                   checkpoint_path)
+            elapsed = time.perf_counter() - started
+            eta = elapsed / (epoch - start_epoch + 1) * (epochs - epoch)
+            log.info("epoch %d/%d  train_loss %.4f  train_acc %.2f%%  test_loss %.4f  "
+                     "test_acc %.2f%%  lr %.4g  %.1fs  %.0f img/s  ETA %s", epoch, epochs,
+                     row["train_loss"], 100 * row["train_acc"], row["test_loss"],
+                     100 * row["test_acc"], lr, row["seconds"], row["images_per_s"],
+                     _format_seconds(eta))
+            if progress is not None:
+                progress.set_postfix(test_acc=f"{100 * row['test_acc']:.2f}%")
+        summary["status"] = "finished"
+    except Diverged as error:
+        summary.update(status="diverged", error=str(error))
+        log.error("diverged: %s", error)
+    except KeyboardInterrupt:
+        summary.update(status="interrupted", error="interrupted by the user (Ctrl-C)")
+        raise
+    except BaseException as error:
+        summary.update(status="failed", error=f"{type(error).__name__}: {error}")
+        raise
+    finally:
+        if progress is not None:
+            progress.close()
+        metrics.close()
+        summary.update(summarise(metrics.read()))
+        summary["wall_seconds"] = time.perf_counter() - started
+        summary["ended_at"] = _now()
+        write_json_atomic(summary_path, summary)
+    return summary
+
+
+def _progress_bar(cfg: DictConfig, total: int):
+    """A tqdm bar over all remaining steps (ETA for the whole run), on terminals only."""
+    import sys
+
+    if not cfg.trainer.progress or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="step", dynamic_ncols=True, leave=False)
+
+
+__all__ = ["run", "train_one_epoch", "evaluate", "UserError"]

@@ -1,0 +1,175 @@
+"""The command line end to end, as a user runs it: subcommands, runs, sweeps, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from .conftest import TINY, run_cli
+
+METRIC_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds",
+               "images_per_s"}
+SUMMARY_KEYS = {"status", "final_test_acc", "best_test_acc", "last10_test_acc", "config",
+                "environment", "epochs_completed", "wall_seconds"}
+
+
+def test_help_lists_subcommands_fast_and_without_torch():
+    code = ("import sys, time; t = time.perf_counter(); from mixup_bench.cli import main; "
+            "main(['--help']); print('seconds', time.perf_counter() - t); "
+            "print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0
+    for command in ("train", "report", "bench"):
+        assert f"  {command} " in result.stdout
+    assert result.stdout.strip().endswith("False")
+    seconds = float(result.stdout.split("seconds")[1].split()[0])
+    assert seconds < 0.5
+
+
+def test_version_and_unknown_command():
+    assert run_cli("--version").stdout.startswith("mixup-bench 0.")
+    result = run_cli("trian")
+    assert result.returncode == 2 and "did you mean train?" in result.stderr
+
+
+def test_train_help_is_hydras_and_cfg_job_prints_the_config():
+    started = time.perf_counter()
+    result = run_cli("train", "--help")
+    assert result.returncode == 0 and "== Configuration groups ==" in result.stdout
+    assert "aug: cutmix, mixup, none" in result.stdout
+    assert time.perf_counter() - started < 20
+    result = run_cli("train", "--cfg", "job", "aug=cutmix")
+    config = yaml.safe_load(result.stdout)
+    assert config["aug"]["name"] == "cutmix" and config["alpha"] == 1.0
+
+
+def test_smoke_run_writes_the_whole_run_directory_contract(cifar_root, tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli("train", "experiment=smoke", "aug=cutmix", f"data.root={cifar_root}",
+                     "data.fraction=0.5", f"hydra.run.dir={run_dir}", *TINY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+    overrides = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text())
+    assert "aug=cutmix" in overrides
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [row["epoch"] for row in rows] == [1]  # TINY sets trainer.epochs=1
+    assert METRIC_KEYS <= set(rows[0])
+    assert 0.0 <= rows[0]["test_acc"] <= 1.0 and 0.0 <= rows[0]["train_acc"] <= 1.0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert SUMMARY_KEYS <= set(summary)
+    assert summary["status"] == "finished"
+    assert summary["final_test_acc"] == rows[-1]["test_acc"]
+    assert summary["config"]["aug"]["name"] == "cutmix" and summary["config"]["alpha"] == 1.0
+    assert summary["environment"]["data_checksums"] == "mismatch_accepted"
+    assert summary["environment"]["precision"] in ("fp32", "bf16")
+    assert summary["experiment"] == "smoke"
+    assert (run_dir / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list((run_dir / "tb").glob("events.out.tfevents.*"))
+    assert (run_dir / "checkpoints" / "last.pt").stat().st_size > 1_000_000
+    assert "epoch 1/1" in (run_dir / "train.log").read_text()
+
+
+def test_tensorboard_holds_the_epoch_scalars_and_the_sample_image(cifar_root, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir = tmp_path / "run"
+    result = run_cli("train", f"data.root={cifar_root}", f"hydra.run.dir={run_dir}", *TINY,
+                     "trainer.epochs=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    events = EventAccumulator(str(run_dir / "tb"))
+    events.Reload()
+    assert {"train/loss", "train/acc", "test/loss", "test/acc", "lr"} <= set(
+        events.Tags()["scalars"])
+    assert [event.step for event in events.Scalars("test/acc")] == [1, 2]
+    assert "samples" in events.Tags()["images"]
+
+
+def test_two_value_sweep_writes_two_run_directories(cifar_root, tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli("train", "-m", "aug=none,mixup", f"data.root={cifar_root}",
+                     f"hydra.sweep.dir={sweep}", *TINY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summaries = sorted(sweep.glob("*/summary.json"))
+    assert len(summaries) == 2
+    names = sorted(path.parent.name for path in summaries)
+    assert names[0].startswith("0_") and "aug=none" in names[0] and "aug=mixup" in names[1]
+    assert {json.loads(path.read_text())["status"] for path in summaries} == {"finished"}
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["aug=bogus"], "Could not find 'aug/bogus'"),
+    (["model=bogus"], "Could not find 'model/bogus'"),
+    (["alpha=-1"], "alpha=-1: expected a number > 0"),
+    (["alpha=abc"], "alpha='abc': expected a number > 0"),
+    (["data.fraction=1.5"], "data.fraction=1.5: expected a number in (0, 1]"),
+    (["trainer.epochs=0"], "trainer.epochs=0: expected an integer >= 1"),
+    (["model.name=resnet19"], "model.name='resnet19': expected one of"),
+    (["trainer.epoch=3"], "Key 'epoch' is not in struct"),
+])
+def test_bad_config_stops_before_training_with_one_clear_line(cifar_root, tmp_path, overrides,
+                                                              message):
+    run_dir = tmp_path / "run"
+    result = run_cli("train", f"data.root={cifar_root}", f"hydra.run.dir={run_dir}", *TINY,
+                     *overrides)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (run_dir / "metrics.jsonl").exists()
+
+
+def test_missing_dataset_with_download_off(tmp_path):
+    result = run_cli("train", f"data.root={tmp_path / 'none'}", f"hydra.run.dir={tmp_path / 'r'}",
+                     *TINY)
+    assert result.returncode == 2
+    assert "mixup-bench: error: data.root=" in result.stderr and "data.download=false" in \
+        result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_corrupt_batch_file_stops_and_leaves_the_data_alone(cifar_root, tmp_path):
+    path = cifar_root / "cifar-10-batches-py" / "data_batch_2"
+    path.write_bytes(path.read_bytes()[:500])
+    before = {p.name: p.read_bytes() for p in path.parent.iterdir()}
+    result = run_cli("train", f"data.root={cifar_root}", f"hydra.run.dir={tmp_path / 'r'}", *TINY)
+    assert result.returncode == 2
+    assert "data_batch_2: unreadable" in result.stderr and "Traceback" not in result.stderr
+    assert {p.name: p.read_bytes() for p in path.parent.iterdir()} == before
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["status"] == "failed" and "data_batch_2" in summary["error"]
+
+
+def test_checksum_mismatch_names_data_verify(cifar_root, tmp_path):
+    result = run_cli("train", f"data.root={cifar_root}", f"hydra.run.dir={tmp_path / 'r'}",
+                     *TINY, "data.verify=true")
+    assert result.returncode == 2
+    assert "MD5 differs" in result.stderr and "data.verify=false" in result.stderr
+
+
+def test_an_existing_run_is_not_overwritten(cifar_root, tmp_path):
+    run_dir = tmp_path / "run"
+    first = run_cli("train", f"data.root={cifar_root}", f"hydra.run.dir={run_dir}", *TINY,
+                    "trainer.samples=false")
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    second = run_cli("train", f"data.root={cifar_root}", f"hydra.run.dir={run_dir}", *TINY,
+                     "aug=none")
+    assert second.returncode == 2
+    assert "already holds a run" in second.stderr and "resume=true" in second.stderr
+    after = {path: path.read_bytes() for path in run_dir.rglob("*") if path.is_file()}
+    assert after == before
+
+
+def test_sweep_survives_a_failing_job(cifar_root, tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli("train", "-m", "data.fraction=0.5,1.5", f"data.root={cifar_root}",
+                     f"hydra.sweep.dir={sweep}", *TINY)
+    statuses = sorted(json.loads(path.read_text())["status"]
+                      for path in sweep.glob("*/summary.json"))
+    assert statuses == ["failed", "finished"]
+    assert result.returncode == 2  # the sweep ran on, and says that a job failed
+    assert "data.fraction=1.5: expected a number in (0, 1]" in result.stdout + result.stderr

@@ -1,0 +1,91 @@
+"""config.validate: every key checked by type and range, one line per problem."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from mixup_bench.config import check, validate
+from mixup_bench.errors import ConfigError
+from mixup_bench.mixing import mixer_names
+from mixup_bench.models import model_names
+
+
+def composed(*overrides: str) -> dict:
+    with initialize_config_module(config_module="mixup_bench.conf", version_base="1.3"):
+        cfg = compose(config_name="train", overrides=list(overrides))
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def problems(config: dict) -> list[str]:
+    return validate(config, model_names(), mixer_names())
+
+
+def test_shipped_defaults_are_valid():
+    for aug in ("none", "mixup", "cutmix"):
+        for experiment in ("smoke", "paper"):
+            assert problems(composed(f"aug={aug}", f"experiment={experiment}")) == []
+
+
+def test_alpha_defaults_follow_the_augmentation():
+    assert composed("aug=mixup")["alpha"] == 0.2
+    assert composed("aug=cutmix")["alpha"] == 1.0
+    assert composed("aug=none")["alpha"] is None
+    assert composed("aug=cutmix", "alpha=0.5")["alpha"] == 0.5
+
+
+def test_paper_preset_is_the_mixup_paper_recipe():
+    config = composed("experiment=paper")
+    assert config["model"]["name"] == "preact_resnet18"
+    assert config["trainer"]["epochs"] == 200 and config["trainer"]["batch_size"] == 128
+    assert config["optim"]["lr"] == 0.1 and config["optim"]["weight_decay"] == 1e-4
+    assert config["sched"] == {"name": "multistep", "milestones": [100, 150], "gamma": 0.1}
+    assert config["alpha"] == 1.0 and config["aug"]["name"] == "mixup"
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("data.fraction", 1.5, "data.fraction=1.5: expected a number in (0, 1]"),
+    ("data.fraction", 0, "data.fraction=0.0: expected a number in (0, 1]"),
+    ("trainer.epochs", 0, "trainer.epochs=0: expected an integer >= 1"),
+    ("alpha", -1.0, "alpha=-1.0: expected a number > 0"),
+    ("alpha", 0, "alpha=0: expected a number > 0"),
+    ("alpha", "abc", "alpha='abc': expected a number > 0"),
+    ("optim.lr", "fast", "optim.lr='fast': expected a number > 0"),
+    ("trainer.device", "tpu", "trainer.device='tpu': expected auto, cpu, cuda or cuda:N"),
+    ("model.name", "resnet19", "model.name='resnet19': expected one of preact_resnet18, "
+                               "resnet18 (did you mean resnet18?)"),
+    ("aug.name", "mixupp", "aug.name='mixupp': expected one of cutmix, mixup, none "
+                           "(did you mean mixup?)"),
+    ("data.verify", "yes", "data.verify='yes': expected true or false"),
+])
+def test_bad_values_give_one_line_naming_key_value_and_allowed(key, value, expected):
+    config = composed()
+    section, _, name = key.rpartition(".")
+    target = config[section] if section else config
+    target[name] = value
+    found = problems(config)
+    assert any(line.startswith(expected) for line in found), found
+
+
+def test_unknown_key_is_refused_with_a_suggestion():
+    config = composed()
+    config["trainer"]["epoch"] = 3
+    assert problems(config) == ["trainer.epoch: unknown key (did you mean trainer.epochs?)"]
+
+
+def test_mixup_without_alpha_is_refused():
+    config = composed("aug=mixup")
+    config["alpha"] = None
+    assert problems(config) == ["alpha=None: aug=mixup needs a number > 0"]
+
+
+def test_check_raises_with_every_problem():
+    config = copy.deepcopy(composed())
+    config["trainer"]["epochs"] = 0
+    config["data"]["fraction"] = 2.0
+    with pytest.raises(ConfigError) as error:
+        check(config, model_names(), mixer_names())
+    assert len(str(error.value).splitlines()) == 2

@@ -1,0 +1,52 @@
+"""metrics: ECE against a hand computation, summaries, the JSONL log."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from mixup_bench.metrics import MetricsLog, expected_calibration_error, summarise
+
+
+def test_ece_matches_a_hand_computed_value():
+    # Confidences 0.9 (right), 0.9 (wrong), 0.6 (right), 0.3 (right) with 3 classes.
+    probabilities = torch.tensor([[0.9, 0.05, 0.05], [0.9, 0.05, 0.05], [0.6, 0.3, 0.1],
+                                  [0.3, 0.35, 0.35]])
+    labels = torch.tensor([0, 1, 0, 1])
+    # Bins (15 equal widths): 0.9 -> bin 13, 0.6 -> bin 8, 0.35 -> bin 5 (argmax is class 1).
+    # |acc - conf| * share: bin13: |0.5 - 0.9| * 2/4, bin8: |1 - 0.6| / 4, bin5: |1 - 0.35| / 4
+    expected = 0.4 * 0.5 + 0.4 * 0.25 + 0.65 * 0.25
+    assert expected_calibration_error(probabilities, labels).item() == pytest.approx(expected)
+
+
+def test_ece_is_zero_for_a_perfectly_calibrated_predictor():
+    probabilities = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    assert expected_calibration_error(probabilities, torch.tensor([0, 1])).item() == 0.0
+
+
+def test_summarise_final_best_and_mean_of_last_ten():
+    rows = [{"epoch": epoch, "test_acc": acc} for epoch, acc in
+            enumerate([0.1 * i for i in range(1, 13)], start=1)]
+    summary = summarise(rows)
+    assert summary["final_test_acc"] == pytest.approx(1.2)
+    assert summary["best_epoch"] == 12
+    assert summary["last10_test_acc"] == pytest.approx(sum(0.1 * i for i in range(3, 13)) / 10)
+    assert summarise([])["final_test_acc"] is None
+    few = summarise([{"epoch": 1, "test_acc": 0.5}, {"epoch": 2, "test_acc": 0.3}])
+    assert few["best_test_acc"] == 0.5 and few["last10_test_acc"] == pytest.approx(0.4)
+
+
+def test_metrics_log_appends_reads_back_and_ignores_a_torn_line(tmp_path):
+    log = MetricsLog(tmp_path, tensorboard=False)
+    log.append({"epoch": 1, "test_acc": 0.5, "train_loss": float("nan")})
+    log.append({"epoch": 2, "test_acc": 0.6})
+    with log.path.open("a") as handle:
+        handle.write('{"epoch": 3, "test_ac')
+    rows = log.read()
+    assert [row["epoch"] for row in rows] == [1, 2]
+    assert rows[0]["train_loss"] is None  # NaN is not JSON
+    assert json.loads(log.path.read_text().splitlines()[0])["test_acc"] == 0.5
+    assert [row["epoch"] for row in log.truncate(1)] == [1]
+    assert log.path.read_text().count("\n") == 1
