@@ -17,3 +17,7 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """The dataset is missing, corrupt, or not what it claims to be."""
+
+
+class OutputError(UserError):
+    """The run directory cannot be written (permissions, full disk)."""

@@ -19,6 +19,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from .errors import UserError
+from .safety import RESUMABLE_EXIT
 
 log = logging.getLogger("mixup_bench")
 
@@ -85,7 +86,9 @@ def _job(cfg: DictConfig) -> Any:
         _record_failure(run_dir, cfg, f"{type(error).__name__}: {error}")
         _exit_code["value"] = 1
         return None
-    if summary["status"] != "finished":
+    if summary["status"] == "preempted":
+        _exit_code["value"] = RESUMABLE_EXIT
+    elif summary["status"] != "finished":
         _exit_code["value"] = 1
     return summary.get("final_test_acc")
 

@@ -115,6 +115,16 @@ class Mixer:
             raise ValueError(f"aug={self.name}: unknown option(s) {', '.join(sorted(options))}")
         self.num_classes = num_classes
         self.alpha = alpha
+        self.epoch, self.epochs = 1, 1
+        self.loader = None
+
+    def set_epoch(self, epoch: int, epochs: int) -> None:
+        """Called by the trainer before each epoch (1-based), for schedules over training."""
+        self.epoch, self.epochs = epoch, epochs
+
+    def bind(self, loader: Any) -> None:
+        """Called once with the training DeviceLoader, for mixers that draw partners from it."""
+        self.loader = loader
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor,
                  generator: torch.Generator) -> MixedBatch:

@@ -19,11 +19,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import checkpoint
 from .data import CIFAR10_MEAN, CIFAR10_STD, DeviceLoader, Split, load_cifar10
-from .errors import UserError
+from .errors import OutputError, UserError
 from .metrics import MetricsLog, expected_calibration_error, summarise, write_json_atomic
 from .mixing import Mixer, build_mixer, soft_target_cross_entropy
 from .models import build_model
 from .runtime import Runtime, environment, resolve_runtime
+from .safety import Preempted, PreemptionWatch, check_resumable, run_directory_lock
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,13 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: DictConfig):
 
 
 def train_one_epoch(model, loader: DeviceLoader, mixer: Mixer, mix_generator: torch.Generator,
-                    optimizer, scaler, runtime: Runtime, progress=None) -> dict[str, float]:
-    """One pass over the training batches; metrics stay on the device until the end."""
+                    optimizer, scaler, runtime: Runtime, progress=None,
+                    stop=None) -> dict[str, float]:
+    """One pass over the training batches; metrics stay on the device until the end.
+
+    `stop()` is polled between steps (a Python flag, no device sync); when it
+    says so the epoch ends early with Preempted.
+    """
     model.train()
     device = runtime.device
     loss_sum = torch.zeros((), device=device)
@@ -67,6 +73,8 @@ def train_one_epoch(model, loader: DeviceLoader, mixer: Mixer, mix_generator: to
     first_bad_step = torch.full((), -1, device=device, dtype=torch.long)
     seen = 0
     for step, (images, labels) in enumerate(loader):
+        if stop is not None and stop():
+            raise Preempted(f"stopped by a signal at step {step + 1}")
         batch = mixer(images, labels, mix_generator)
         with runtime.autocast():
             logits = model(batch.images)
@@ -155,12 +163,26 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
     """Train and evaluate one configuration; write the run directory; return the summary."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with run_directory_lock(run_dir), PreemptionWatch() as preemption:
+        summary = _run_locked(cfg, run_dir, overrides or [], choices or {}, preemption)
+    if summary["status"] == "preempted":
+        preemption.pass_on()  # e.g. submitit's handler, which requeues the job
+    return summary
+
+
+def _run_locked(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: dict[str, Any],
+                preemption: PreemptionWatch) -> dict[str, Any]:
     config = OmegaConf.to_container(cfg, resolve=True)
     started = time.perf_counter()
     summary: dict[str, Any] = {"status": "running", "error": None, "started_at": _now(),
-                               "config": config, "overrides": overrides or [],
-                               "experiment": (choices or {}).get("experiment")}
+                               "config": config, "overrides": overrides,
+                               "experiment": choices.get("experiment")}
     summary_path = run_dir / "summary.json"
+    checkpoint_path = run_dir / "checkpoints" / "last.pt"
+    state = None
+    if cfg.resume and checkpoint_path.is_file():
+        state = checkpoint.load(checkpoint_path)
+        check_resumable(state["config"], config, run_dir)
 
     # --- runtime and seed ------------------------------------------------------
     if cfg.trainer.num_threads:
@@ -197,14 +219,13 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
     scaler = torch.amp.GradScaler(device.type, enabled=runtime.precision == "fp16")
     aug_options = {key: value for key, value in config["aug"].items() if key != "name"}
     mixer = build_mixer(cfg.aug.name, dataset.num_classes, cfg.alpha, **aug_options)
+    mixer.bind(train_loader)
     generators = {"loader": loader_generator, "mix": mix_generator}
 
     # --- resume -----------------------------------------------------------------
     metrics = MetricsLog(run_dir)
-    checkpoint_path = run_dir / "checkpoints" / "last.pt"
     start_epoch = 1
-    if cfg.resume and checkpoint_path.is_file():
-        state = checkpoint.load(checkpoint_path)
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -212,7 +233,9 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
         _restore_rng(state["rng"], generators)
         start_epoch = state["epoch"] + 1
         metrics.truncate(state["epoch"])
-        log.info("resuming %s from epoch %d", run_dir, state["epoch"])
+        summary["resumed_from_epoch"] = state["epoch"]
+        log.info("resuming %s after epoch %d", run_dir, state["epoch"])
+        del state
     else:
         metrics.truncate(0)
         if cfg.trainer.samples:
@@ -224,14 +247,15 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
 
     # --- loop -------------------------------------------------------------------
     epochs = cfg.trainer.epochs
-    progress = _progress_bar(cfg, (epochs - start_epoch + 1) * len(train_loader))
+    progress = _progress_bar(cfg, max(epochs - start_epoch + 1, 0) * len(train_loader))
     try:
         for epoch in range(start_epoch, epochs + 1):
             epoch_start = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
+            mixer.set_epoch(epoch, epochs)
             try:
                 train = train_one_epoch(model, train_loader, mixer, mix_generator, optimizer,
-                                        scaler, runtime, progress)
+                                        scaler, runtime, progress, stop=preemption.requested)
             except Diverged as error:
                 raise Diverged(f"epoch {epoch}: {error}; the last good checkpoint "
                                f"(epoch {epoch - 1}) is kept") from None
@@ -244,13 +268,10 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
                    "train_acc": train["train_acc"], **test, "lr": lr,
                    "seconds": time.perf_counter() - epoch_start,
                    "images_per_s": train["images"] / train_seconds}
-            metrics.append(row)
-            checkpoint.save_atomic({"epoch": epoch, "model": model.state_dict(),
-                                    "optimizer": optimizer.state_dict(),
-                                    "scheduler": scheduler.state_dict(),
-                                    "scaler": scaler.state_dict(),
-                                    "rng": _rng_state(generators), "config": config},
-                                   checkpoint_path)
+            _save_epoch(checkpoint_path, metrics, row, {
+                "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                "rng": _rng_state(generators), "config": config})
             elapsed = time.perf_counter() - started
             eta = elapsed / (epoch - start_epoch + 1) * (epochs - epoch)
             log.info("epoch %d/%d  train_loss %.4f  train_acc %.2f%%  test_loss %.4f  "
@@ -264,8 +285,17 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
     except Diverged as error:
         summary.update(status="diverged", error=str(error))
         log.error("diverged: %s", error)
+    except Preempted as error:
+        summary.update(status="preempted",
+                       error=f"signal {preemption.signal_number}: {error}; resume=true continues "
+                             "from the last completed epoch")
+        log.warning("preempted: %s", summary["error"])
     except KeyboardInterrupt:
-        summary.update(status="interrupted", error="interrupted by the user (Ctrl-C)")
+        summary.update(status="interrupted", error="interrupted by the user (Ctrl-C); "
+                                                   "resume=true continues the run")
+        raise
+    except UserError as error:
+        summary.update(status="failed", error=str(error))
         raise
     except BaseException as error:
         summary.update(status="failed", error=f"{type(error).__name__}: {error}")
@@ -277,8 +307,32 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
         summary.update(summarise(metrics.read()))
         summary["wall_seconds"] = time.perf_counter() - started
         summary["ended_at"] = _now()
-        write_json_atomic(summary_path, summary)
+        try:
+            write_json_atomic(summary_path, summary)
+        except OSError as error:
+            log.error("could not write %s: %s", summary_path, error)
     return summary
+
+
+def _save_epoch(checkpoint_path: Path, metrics: MetricsLog, row: dict[str, Any],
+                state: dict[str, Any]) -> None:
+    """The metrics line first, then the checkpoint.
+
+    A crash between the two leaves a line without its checkpoint; resume
+    drops lines past the checkpoint's epoch and redoes that epoch, so no
+    epoch is ever missing from metrics.jsonl.
+    """
+    try:
+        metrics.append(row)
+    except OSError as error:
+        raise OutputError(f"{metrics.path}: could not append epoch {row['epoch']} "
+                          f"({error.strerror or error})") from None
+    try:
+        checkpoint.save_atomic(state, checkpoint_path)
+    except OSError as error:
+        raise OutputError(f"{checkpoint_path}: could not write the checkpoint of epoch "
+                          f"{row['epoch']} ({error.strerror or error}); the previous checkpoint "
+                          "is intact, free space or fix permissions and pass resume=true") from None
 
 
 def _progress_bar(cfg: DictConfig, total: int):

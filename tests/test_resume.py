@@ -1,0 +1,212 @@
+"""Nothing lost: exact resume after SIGKILL, preemption signals, locks, divergence, bad disks."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from mixup_bench import checkpoint
+from mixup_bench.errors import OutputError, UserError
+from mixup_bench.safety import RESUMABLE_EXIT, config_differences, run_directory_lock
+
+from .conftest import TINY, run_cli, write_cifar
+
+COMPARED = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "test_ece", "lr")
+RUN_ARGS = (*TINY, "trainer.epochs=3", "trainer.samples=false", "model.dropout=0.2")
+
+
+def rows(run_dir: Path) -> list[dict]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [{key: json.loads(line)[key] for key in COMPARED} for line in lines]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    return write_cifar(tmp_path_factory.mktemp("resume_data"))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(data_root, tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("baseline") / "run"
+    result = run_cli("train", f"data.root={data_root}", f"hydra.run.dir={run_dir}", *RUN_ARGS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir
+
+
+def start(data_root: Path, run_dir: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "mixup_bench.cli", "train",
+                             f"data.root={data_root}", f"hydra.run.dir={run_dir}", *RUN_ARGS,
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def wait_for_epochs(run_dir: Path, count: int, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 300
+    path = run_dir / "metrics.jsonl"
+    while time.monotonic() < deadline:
+        if path.is_file() and len(path.read_text().splitlines()) >= count:
+            return
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        time.sleep(0.05)
+    raise AssertionError("the run never reached the epoch")
+
+
+def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(data_root, uninterrupted,
+                                                                    tmp_path):
+    run_dir = tmp_path / "run"
+    process = start(data_root, run_dir)
+    wait_for_epochs(run_dir, 1, process)
+    time.sleep(1.0)  # into epoch 2
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert (run_dir / "checkpoints" / "last.pt").is_file()
+    assert not list((run_dir / "checkpoints").glob("*.tmp"))
+    result = run_cli("train", f"data.root={data_root}", f"hydra.run.dir={run_dir}", *RUN_ARGS,
+                     "resume=true")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert rows(run_dir) == rows(uninterrupted)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["resumed_from_epoch"] >= 1
+
+
+def test_sigterm_stops_after_the_step_and_exits_resumable(data_root, uninterrupted, tmp_path):
+    run_dir = tmp_path / "run"
+    process = start(data_root, run_dir)
+    wait_for_epochs(run_dir, 1, process)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == RESUMABLE_EXIT, stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "preempted" and "resume=true" in summary["error"]
+    result = run_cli("train", f"data.root={data_root}", f"hydra.run.dir={run_dir}", *RUN_ARGS,
+                     "resume=true")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert rows(run_dir) == rows(uninterrupted)
+
+
+def test_resume_with_another_config_names_the_keys(data_root, uninterrupted, tmp_path):
+    run_dir = tmp_path / "copy"
+    shutil.copytree(uninterrupted, run_dir)
+    before = (run_dir / "checkpoints" / "last.pt").read_bytes()
+    result = run_cli("train", f"data.root={data_root}", f"hydra.run.dir={run_dir}", *RUN_ARGS,
+                     "resume=true", "optim.lr=0.2", "aug=cutmix")
+    assert result.returncode == 2
+    assert "optim.lr (0.1 -> 0.2)" in result.stderr and "aug.name ('mixup' -> 'cutmix')" in \
+        result.stderr
+    assert (run_dir / "checkpoints" / "last.pt").read_bytes() == before
+    assert rows(run_dir) == rows(uninterrupted)
+
+
+def test_extending_epochs_is_allowed_for_step_schedules_only():
+    base = {"sched": {"name": "multistep"}, "trainer": {"epochs": 100, "progress": True}}
+    longer = {"sched": {"name": "multistep"}, "trainer": {"epochs": 200, "progress": False}}
+    assert config_differences(base, longer) == []
+    cosine = {"sched": {"name": "cosine"}, "trainer": {"epochs": 100}}
+    assert config_differences(cosine, {"sched": {"name": "cosine"}, "trainer": {"epochs": 200}}) \
+        == ["trainer.epochs (100 -> 200)"]
+
+
+def test_a_second_process_on_the_same_run_directory_is_refused(data_root, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with run_directory_lock(run_dir):
+        result = run_cli("train", f"data.root={data_root}", f"hydra.run.dir={run_dir}", *TINY)
+    assert result.returncode == 2
+    assert "another mixup-bench process is running in this directory" in result.stderr
+    assert not (run_dir / "metrics.jsonl").exists()
+
+
+def test_divergence_stops_with_epoch_and_step(data_root, tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli("train", f"data.root={data_root}", f"hydra.run.dir={run_dir}", *TINY,
+                     "optim.lr=1e30", "trainer.epochs=2", "trainer.samples=false")
+    assert result.returncode == 1
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "diverged"
+    assert summary["error"].startswith("epoch 1: non-finite training loss at step")
+    assert not (run_dir / "metrics.jsonl").read_text()  # no line for the broken epoch
+
+
+def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    from mixup_bench.metrics import MetricsLog
+    from mixup_bench.train import _save_epoch
+
+    path = tmp_path / "checkpoints" / "last.pt"
+    checkpoint.save_atomic({"epoch": 1}, path)
+    before = path.read_bytes()
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OutputError) as error:
+        _save_epoch(path, MetricsLog(tmp_path, tensorboard=False), {"epoch": 2}, {"epoch": 2})
+    assert "No space left on device" in str(error.value)
+    assert "previous checkpoint is intact" in str(error.value)
+    assert path.read_bytes() == before
+    assert not list(path.parent.glob("*.tmp"))
+    assert checkpoint.load(path)["epoch"] == 1
+
+
+def test_parallel_jobs_download_the_dataset_once(tmp_path, monkeypatch):
+    import mixup_bench.data as data
+
+    calls = []
+
+    def slow_download(root: Path) -> None:
+        calls.append(root)
+        time.sleep(0.5)
+        write_cifar(root)
+
+    monkeypatch.setattr(data, "_download", slow_download)
+    errors = []
+
+    def job():
+        try:
+            data.ensure_cifar10(tmp_path / "shared", download=True)
+        except Exception as error:  # noqa: BLE001
+            errors.append(error)
+
+    threads = [threading.Thread(target=job) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(calls) == 1
+
+
+def test_rerunning_a_sweep_skips_finished_runs_and_resumes_the_rest(data_root, tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ("train", "-m", "seed=0,1", f"data.root={data_root}", f"hydra.sweep.dir={sweep}",
+            *TINY, "trainer.epochs=2", "trainer.samples=false")
+    assert run_cli(*args).returncode == 0
+    finished, unfinished = sorted(sweep.glob("*/summary.json"))
+    finished_bytes = finished.read_bytes()
+    # Make the second run look like it was killed after epoch 1.
+    summary = json.loads(unfinished.read_text())
+    summary["status"] = "running"
+    unfinished.write_text(json.dumps(summary))
+    state = checkpoint.load(unfinished.parent / "checkpoints" / "last.pt")
+    metrics_before = (unfinished.parent / "metrics.jsonl").read_text().splitlines()
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert finished.read_bytes() == finished_bytes  # skipped
+    assert json.loads(unfinished.read_text())["status"] == "finished"
+    assert state["epoch"] == 2
+    assert len((unfinished.parent / "metrics.jsonl").read_text().splitlines()) == \
+        len(metrics_before)
+
+
+def test_user_errors_are_one_line():
+    assert issubclass(OutputError, UserError)
