@@ -13,7 +13,7 @@ DATA_ARGS     = data.root=$(DATA) $(if $(wildcard $(DATA)/.jpeg-copy),data.verif
 ARGS          ?=
 PYTEST_ARGS   ?=
 
-.PHONY: install test train smoke data lint clean help
+.PHONY: install test train smoke data data-quick reproduce reproduce-quick report lint clean help
 
 help:
 	@echo "make install   create $(VENV) and install mixup-bench with its test extras"
@@ -21,6 +21,8 @@ help:
 	@echo "make train     install, then: mixup-bench train aug=mixup alpha=0.2 (ARGS=... adds overrides)"
 	@echo "make smoke     install, then a 1-2 minute CPU run (experiment=smoke)"
 	@echo "make data      write CIFAR-10 into $(DATA)/ from $(SHARED_DATA) when there is no download"
+	@echo "make reproduce the whole study (GPU, ~70 runs of 200 epochs) -> $(STUDY), report in $(RESULTS)"
+	@echo "make reproduce-quick  the same pipeline scaled to minutes on a CPU -> $(QUICK_RESULTS)"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON_SYSTEM) -m venv $(VENV)
@@ -51,3 +53,44 @@ lint: install
 
 clean:
 	rm -rf outputs multirun .pytest_cache build *.egg-info
+
+# ---------------------------------------------------------------------------
+# The study. Sweep directories are fixed, so running a target again skips the
+# finished runs and resumes the unfinished ones. A failed job does not stop the
+# others (nor the later sweeps: the leading '-'); the report lists it.
+STUDY         ?= multirun/study
+RESULTS       ?= results/study
+SEEDS         ?= 0,1,2
+ALPHAS        ?= 0.1,0.2,0.4,1.0
+FRACTIONS     ?= 1.0,0.1
+QUICK_DATA    ?= data-quick
+QUICK_STUDY   ?= multirun/quick
+QUICK_RESULTS ?= results/quick
+QUICK_SEEDS   ?= 0,1
+QUICK_ALPHAS  ?= 0.2,1.0
+QUICK_ARGS    ?=
+QUICK_DATA_ARGS = data.root=$(QUICK_DATA) $(if $(wildcard $(QUICK_DATA)/.jpeg-copy),data.verify=false,)
+
+# study(EXPERIMENT, PAPER_EXPERIMENT, DIR, SEEDS, ALPHAS, DATA_ARGS, EXTRA)
+define study
+	-$(MB) train -m experiment=$(1) aug=none data.fraction=$(FRACTIONS) seed=$(4) $(6) $(7) hydra.sweep.dir=$(3)/none
+	-$(MB) train -m experiment=$(1) aug=mixup alpha=$(5) data.fraction=$(FRACTIONS) seed=$(4) $(6) $(7) hydra.sweep.dir=$(3)/mixup
+	-$(MB) train -m experiment=$(1) aug=cutmix data.fraction=$(FRACTIONS) seed=$(4) $(6) $(7) hydra.sweep.dir=$(3)/cutmix
+	-$(MB) train -m experiment=$(2) aug=none,mixup seed=$(4) $(6) $(7) hydra.sweep.dir=$(3)/paper
+endef
+
+reproduce: install data
+	$(call study,article,paper,$(STUDY),$(SEEDS),$(ALPHAS),$(DATA_ARGS),$(ARGS))
+	$(MB) report $(STUDY) --out $(RESULTS)
+
+data-quick: install
+	@if [ ! -d $(QUICK_DATA)/cifar-10-batches-py ]; then \
+		$(PY) $(SHARED_DATA)/make_cifar10.py $(QUICK_DATA) --train-per-class 200 --test-per-class 50 \
+		&& touch $(QUICK_DATA)/.jpeg-copy; fi
+
+reproduce-quick: install data-quick
+	$(call study,quick,quick_paper,$(QUICK_STUDY),$(QUICK_SEEDS),$(QUICK_ALPHAS),$(QUICK_DATA_ARGS),trainer.progress=false $(QUICK_ARGS))
+	$(MB) report $(QUICK_STUDY) --out $(QUICK_RESULTS)
+
+report: install
+	$(MB) report $(STUDY) --out $(RESULTS)

@@ -22,9 +22,10 @@ class Rule:
     """One config key: its accepted type and the values it may take."""
 
     key: str
-    kind: str  # "int", "float", "bool", "str", "optional_float", "int_list", "any"
+    kind: str  # "int", "float", "bool", "str", "optional_float", "optional_int", "int_list", "any"
     allowed: str  # what the user is told when the value is refused
     check: Callable[[Any], bool] = lambda value: True
+    required: bool = True  # False: only some group options have the key
 
 
 def _positive(value: float) -> bool:
@@ -54,13 +55,20 @@ RULES: tuple[Rule, ...] = (
     Rule("seed", "int", "an integer >= 0", _non_negative),
     Rule("alpha", "optional_float", "a number > 0 (or null for aug=none)"),
     Rule("resume", "bool", "true or false"),
-    Rule("data.name", "str", "cifar10", _one_of("cifar10")),
+    Rule("data.name", "str", "cifar10, cifar100 or imagefolder",
+         _one_of("cifar10", "cifar100", "imagefolder")),
     Rule("data.root", "str", "a folder path"),
     Rule("data.download", "bool", "true or false"),
     Rule("data.verify", "bool", "true or false"),
     Rule("data.fraction", "float", "a number in (0, 1]", _fraction),
     Rule("data.subset_seed", "int", "an integer >= 0", _non_negative),
-    Rule("data.num_classes", "int", "an integer >= 2", lambda value: value >= 2),
+    Rule("data.num_classes", "optional_int", "an integer >= 2 (or null for imagefolder)",
+         lambda value: value is None or value >= 2),
+    Rule("data.label_noise", "float", "a number in [0, 1)", lambda value: 0 <= value < 1),
+    Rule("data.image_size", "int", "an integer >= 8", lambda value: value >= 8,
+         required=False),
+    Rule("data.test_fraction", "float", "a number in (0, 1)", lambda value: 0 < value < 1,
+         required=False),
     Rule("model.name", "str", "a registered model"),
     Rule("model.dropout", "float", "a number in [0, 1)", lambda value: 0 <= value < 1),
     Rule("aug.name", "str", "a registered augmentation"),
@@ -81,6 +89,8 @@ RULES: tuple[Rule, ...] = (
          _one_of("auto", "fp32", "bf16", "fp16")),
     Rule("trainer.channels_last", "any", "auto, true or false",
          lambda value: value in ("auto", True, False)),
+    Rule("trainer.compile", "bool", "true or false"),
+    Rule("trainer.cudnn_benchmark", "bool", "true or false"),
     Rule("trainer.num_threads", "int", "an integer >= 0 (0: torch's default)", _non_negative),
     Rule("trainer.progress", "bool", "true or false"),
     Rule("trainer.samples", "bool", "true or false"),
@@ -115,6 +125,10 @@ def _coerce(rule: Rule, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError
         return value
+    if rule.kind == "optional_int":
+        if value is None:
+            return None
+        return _coerce(Rule(rule.key, "int", rule.allowed), value)
     if rule.kind in ("float", "optional_float"):
         if value is None and rule.kind == "optional_float":
             return None
@@ -157,7 +171,8 @@ def validate(
             problems.append(f"{key}: unknown key{_suggest(key, rules)}")
     for rule in RULES:
         if rule.key not in flat:
-            problems.append(f"{rule.key}: missing; expected {rule.allowed}")
+            if rule.required:
+                problems.append(f"{rule.key}: missing; expected {rule.allowed}")
             continue
         value = flat[rule.key]
         try:

@@ -1,4 +1,4 @@
-"""CIFAR-10 on the training device: reading, checking, subsets, and batches.
+"""CIFAR-10/100 on the training device: reading, checking, subsets, noise, and batches.
 
 The whole dataset is small (150 MB as uint8), so it is read once into uint8
 tensors that live on the training device; each epoch's batches are slices of
@@ -19,6 +19,7 @@ import logging
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -26,27 +27,59 @@ from .errors import DataError
 
 log = logging.getLogger(__name__)
 
-# Per-channel mean and std of the official CIFAR-10 training images (pixel
-# values in [0, 1]); the std is the per-pixel one, not the 0.2023/0.1994/0.2010
-# spread through older repositories. Source: computed over the 50,000 images.
+# Per-channel mean and std of the official training images (pixel values in
+# [0, 1]); the std is the per-pixel one, not the 0.2023/0.1994/0.2010 spread
+# through older repositories. Source: computed over the official train sets.
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
-
-CIFAR10_FOLDER = "cifar-10-batches-py"
-CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-CIFAR10_ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"
-# The official per-file MD5 sums (the same as torchvision.datasets.CIFAR10's).
-CIFAR10_TRAIN_FILES = {
-    "data_batch_1": "c99cafc152244af753f735de768cd75f",
-    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
-    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
-    "data_batch_4": "634d18415352ddfa80567beed471001a",
-    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
-}
-CIFAR10_TEST_FILES = {"test_batch": "40351d587109b95175f43aff81a1287e"}
+CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
+CIFAR100_STD = (0.2673, 0.2564, 0.2762)
 
 IMAGE_SHAPE = (3, 32, 32)
 PIXELS_PER_IMAGE = 3 * 32 * 32
+
+
+@dataclass(frozen=True)
+class CifarSpec:
+    """Where a CIFAR variant comes from and what its official files hash to."""
+
+    name: str
+    folder: str
+    url: str
+    archive_md5: str
+    train_files: dict[str, str]  # file name -> official MD5 (as in torchvision.datasets)
+    test_files: dict[str, str]
+    num_classes: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+CIFAR10 = CifarSpec(
+    name="cifar10", folder="cifar-10-batches-py",
+    url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+    archive_md5="c58f30108f718f92721af3b95e74349a",
+    train_files={
+        "data_batch_1": "c99cafc152244af753f735de768cd75f",
+        "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+        "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+        "data_batch_4": "634d18415352ddfa80567beed471001a",
+        "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    },
+    test_files={"test_batch": "40351d587109b95175f43aff81a1287e"},
+    num_classes=10, mean=CIFAR10_MEAN, std=CIFAR10_STD)
+CIFAR100 = CifarSpec(
+    name="cifar100", folder="cifar-100-python",
+    url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+    archive_md5="eb9058c3a382ffc7106e4002c42a8d85",
+    train_files={"train": "16019d7e3df5f24257cddd939b257f8d"},
+    test_files={"test": "f0ef6b0ae62326f3e7ffdfab6717acfc"},
+    num_classes=100, mean=CIFAR100_MEAN, std=CIFAR100_STD)
+CIFAR_SPECS = {spec.name: spec for spec in (CIFAR10, CIFAR100)}
+
+# Kept for readers of the CIFAR-10 constants by name.
+CIFAR10_FOLDER = CIFAR10.folder
+CIFAR10_TRAIN_FILES = CIFAR10.train_files
+CIFAR10_TEST_FILES = CIFAR10.test_files
 
 
 @dataclass
@@ -68,7 +101,10 @@ class Dataset:
     train: Split
     test: Split
     num_classes: int
-    checksums: str  # "verified", "not_verified" or "mismatch_accepted"
+    checksums: str  # "verified", "not_verified", "mismatch_accepted" or "none" (own data)
+    mean: tuple[float, ...] = CIFAR10_MEAN
+    std: tuple[float, ...] = CIFAR10_STD
+    noisy_labels: int = 0  # training labels flipped by data.label_noise
 
 
 def _md5(path: Path) -> str:
@@ -79,48 +115,70 @@ def _md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _download(root: Path) -> None:
+def _download(root: Path, spec: CifarSpec = CIFAR10) -> None:
     """Fetch and unpack the official archive into root, verifying its MD5."""
     from torchvision.datasets.utils import download_and_extract_archive
 
-    log.info("downloading CIFAR-10 from %s into %s", CIFAR10_URL, root)
+    log.info("downloading %s from %s into %s", spec.name, spec.url, root)
     try:
-        download_and_extract_archive(CIFAR10_URL, str(root), md5=CIFAR10_ARCHIVE_MD5)
+        download_and_extract_archive(spec.url, str(root), md5=spec.archive_md5)
     except Exception as error:  # network errors come in many classes
         raise DataError(
-            f"data.root={root}: CIFAR-10 is missing and the download from {CIFAR10_URL} "
-            f"failed ({type(error).__name__}: {error}); put cifar-10-batches-py/ in {root} "
+            f"data.root={root}: {spec.name} is missing and the download from {spec.url} "
+            f"failed ({type(error).__name__}: {error}); put {spec.folder}/ in {root} "
             "or set data.root to the folder that holds it"
         ) from None
 
 
-def ensure_cifar10(root: Path, download: bool) -> Path:
-    """Return the cifar-10-batches-py folder under root, downloading if allowed."""
-    folder = root / CIFAR10_FOLDER
+def ensure_cifar10(root: Path, download: bool, spec: CifarSpec = CIFAR10) -> Path:
+    """Return the dataset folder under root, downloading it if allowed.
+
+    Parallel sweep jobs that all need it wait on a file lock, so one of them
+    downloads and unpacks it once and the others find it complete.
+    """
+    folder = root / spec.folder
     if folder.is_dir():
         return folder
     if not download:
         raise DataError(
-            f"data.root={root}: no {CIFAR10_FOLDER}/ there and data.download=false; "
-            f"put the CIFAR-10 python batches in {folder} or allow data.download=true"
+            f"data.root={root}: no {spec.folder}/ there and data.download=false; "
+            f"put the {spec.name} python files in {folder} or allow data.download=true"
         )
-    # One process downloads; parallel sweep jobs wait for it (a file lock).
     from filelock import FileLock
 
     root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root / ".cifar10.lock")):
+    with FileLock(str(root / f".{spec.name}.lock")):
         if not folder.is_dir():
-            _download(root)
+            _download(root, spec)
     if not folder.is_dir():
-        raise DataError(f"data.root={root}: the download did not produce {CIFAR10_FOLDER}/")
+        raise DataError(f"data.root={root}: the download did not produce {spec.folder}/")
     return folder
 
 
-def verify_checksums(folder: Path) -> list[str]:
-    """Names of the batch files whose MD5 differs from the official one."""
-    expected = {**CIFAR10_TRAIN_FILES, **CIFAR10_TEST_FILES}
+def verify_checksums(folder: Path, spec: CifarSpec = CIFAR10) -> list[str]:
+    """Names of the files whose MD5 differs from the official one."""
+    expected = {**spec.train_files, **spec.test_files}
     return [name for name, md5 in expected.items()
             if (folder / name).is_file() and _md5(folder / name) != md5]
+
+
+def flip_labels(labels: torch.Tensor, fraction: float, num_classes: int,
+                seed: int) -> tuple[torch.Tensor, int]:
+    """Give round(fraction * N) randomly chosen labels a different class, uniformly.
+
+    The Mixup paper's corrupted-label experiment; seeded by its own seed, and
+    only ever applied to the training split.
+    """
+    if fraction <= 0:
+        return labels, 0
+    generator = torch.Generator().manual_seed(seed)
+    count = round(fraction * labels.numel())
+    chosen = torch.randperm(labels.numel(), generator=generator)[:count]
+    # An offset in 1..K-1 always lands on another class, each equally likely.
+    offsets = torch.randint(1, num_classes, (count,), generator=generator)
+    noisy = labels.clone()
+    noisy[chosen] = (labels[chosen] + offsets) % num_classes
+    return noisy, count
 
 
 def read_batch(path: Path, num_classes: int) -> Split:
@@ -174,34 +232,52 @@ def stratified_subset(labels: torch.Tensor, fraction: float, seed: int) -> torch
     return torch.sort(torch.cat(chosen)).values
 
 
-def load_cifar10(root: str | Path, *, download: bool, verify: bool, fraction: float,
-                 subset_seed: int, num_classes: int = 10) -> Dataset:
-    """Read CIFAR-10 into uint8 CPU tensors, checked, with the training subset applied."""
+def load_cifar(root: str | Path, spec: CifarSpec, *, download: bool, verify: bool,
+               fraction: float, subset_seed: int, label_noise: float = 0.0,
+               noise_seed: int = 0) -> Dataset:
+    """Read a CIFAR variant into uint8 CPU tensors, checked, with subset and noise applied."""
     root = Path(root).expanduser().resolve()
-    folder = ensure_cifar10(root, download)
-    for name in [*CIFAR10_TRAIN_FILES, *CIFAR10_TEST_FILES]:
+    folder = ensure_cifar10(root, download, spec)
+    for name in [*spec.train_files, *spec.test_files]:
         if not (folder / name).is_file():
-            raise DataError(f"data.root: {folder / name} is missing; the CIFAR-10 folder is "
+            raise DataError(f"data.root: {folder / name} is missing; the {spec.name} folder is "
                             "incomplete (delete it to download it again)")
-    checksums = "not_verified"
-    if verify:
-        mismatched = verify_checksums(folder)
-        if mismatched:
-            raise DataError(
-                f"{folder / mismatched[0]}: MD5 differs from the official CIFAR-10 file "
-                f"({len(mismatched)} file(s) differ); if this is a deliberate non-official "
-                "copy, pass data.verify=false"
-            )
-        checksums = "verified"
-    elif not verify_checksums(folder):
-        checksums = "verified"
-    else:
-        checksums = "mismatch_accepted"
-    train = _concatenate([read_batch(folder / name, num_classes) for name in CIFAR10_TRAIN_FILES])
-    test = read_batch(folder / "test_batch", num_classes)
+    mismatched = verify_checksums(folder, spec)
+    if verify and mismatched:
+        raise DataError(
+            f"{folder / mismatched[0]}: MD5 differs from the official {spec.name} file "
+            f"({len(mismatched)} file(s) differ); if this is a deliberate non-official "
+            "copy, pass data.verify=false"
+        )
+    checksums = "mismatch_accepted" if mismatched else "verified"
+    train = _concatenate([read_batch(folder / name, spec.num_classes)
+                          for name in spec.train_files])
+    test = _concatenate([read_batch(folder / name, spec.num_classes)
+                         for name in spec.test_files])
     subset = stratified_subset(train.labels, fraction, subset_seed)
-    train = Split(train.images[subset], train.labels[subset])
-    return Dataset(train=train, test=test, num_classes=num_classes, checksums=checksums)
+    labels, flipped = flip_labels(train.labels[subset], label_noise, spec.num_classes,
+                                  noise_seed)
+    return Dataset(train=Split(train.images[subset], labels), test=test,
+                   num_classes=spec.num_classes, checksums=checksums, mean=spec.mean,
+                   std=spec.std, noisy_labels=flipped)
+
+
+def load_cifar10(root: str | Path, *, download: bool, verify: bool, fraction: float,
+                 subset_seed: int, num_classes: int = 10, label_noise: float = 0.0) -> Dataset:
+    """CIFAR-10 (see load_cifar)."""
+    return load_cifar(root, CIFAR10, download=download, verify=verify, fraction=fraction,
+                      subset_seed=subset_seed, label_noise=label_noise, noise_seed=subset_seed)
+
+
+def load_dataset(data: Any) -> Dataset:
+    """The dataset a `data` config section names (cifar10, cifar100, imagefolder)."""
+    if data.name == "imagefolder":
+        from .imagefolder import load_imagefolder
+
+        return load_imagefolder(data)
+    return load_cifar(data.root, CIFAR_SPECS[data.name], download=data.download,
+                      verify=data.verify, fraction=data.fraction, subset_seed=data.subset_seed,
+                      label_noise=data.label_noise, noise_seed=data.subset_seed)
 
 
 class DeviceLoader:

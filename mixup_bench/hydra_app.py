@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from .errors import UserError
+from .errors import ConfigError, UserError
 from .safety import RESUMABLE_EXIT
 
 log = logging.getLogger("mixup_bench")
@@ -29,6 +29,8 @@ _exit_code = {"value": 0}
 
 def _absolute_data_root(cfg: DictConfig) -> None:
     """Hydra does not change directory, but sweep launchers may: pin data.root now."""
+    if OmegaConf.is_missing(cfg.data, "root"):
+        raise ConfigError(f"data.root: missing; data={cfg.data.name} needs data.root=/path/to/data")
     root = Path(str(cfg.data.root)).expanduser()
     if not root.is_absolute():
         root = Path(hydra.utils.get_original_cwd()) / root
@@ -46,7 +48,7 @@ def _read_summary(run_dir: Path) -> dict[str, Any] | None:
 
 def _job(cfg: DictConfig) -> Any:
     from .config import check
-    from .mixing import mixer_names
+    from .mixing import build_mixer, mixer_names
     from .models import model_names
 
     hydra_config = HydraConfig.get()
@@ -57,6 +59,9 @@ def _job(cfg: DictConfig) -> Any:
         _absolute_data_root(cfg)
         config = OmegaConf.to_container(cfg, resolve=True)
         check(config, model_names(), mixer_names())
+        # The mixer checks its own aug.* options; building it now stops bad ones before any work.
+        build_mixer(cfg.aug.name, cfg.data.num_classes or 2, cfg.alpha,
+                    **{key: value for key, value in config["aug"].items() if key != "name"})
         if previous is not None and multirun:
             # Re-running a sweep: skip what finished with this config, resume the rest.
             same = {k: v for k, v in (previous.get("config") or {}).items() if k != "resume"} == \

@@ -101,6 +101,26 @@ class MetricsLog:
             self.writer.add_image(tag, image, 0)
             self.writer.flush()
 
+    def add_hparams(self, config: Mapping[str, Any], summary: Mapping[str, Any]) -> None:
+        """The run's settings and final metrics for TensorBoard's HPARAMS tab (in tb/ itself)."""
+        if self.writer is None:
+            return
+        from .config import flatten
+
+        hparams = {}
+        for key, value in flatten(config).items():
+            if key.startswith(("data.root", "hydra.")):
+                continue
+            hparams[key] = value if isinstance(value, (bool, str, int, float)) else str(value)
+        hparams["status"] = str(summary.get("status"))
+        results = {f"hparam/{key}": summary[key] for key in
+                   ("final_test_acc", "best_test_acc", "last10_test_acc")
+                   if isinstance(summary.get(key), (int, float))}
+        if results:
+            # run_name="." keeps the hparams in this run's tb/ instead of a timestamped sub-run.
+            self.writer.add_hparams(hparams, results, run_name=".")
+            self.writer.flush()
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()

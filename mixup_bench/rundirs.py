@@ -78,12 +78,16 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+KEPT_WITHOUT_MIXING = ("aug.name", "aug.label_smoothing")
+
+
 def normalise(settings: dict[str, Any]) -> dict[str, Any]:
     """Make equal experiments compare equal.
 
     The contract keeps alpha at the top level; a config that keeps it under
     `aug` is read the same way. Without mixing, alpha and every other aug.*
-    parameter are irrelevant, so they become None.
+    parameter are irrelevant, so they become None (except label smoothing,
+    which applies to unmixed targets too).
     """
     settings = dict(settings)
     if "alpha" not in settings and "aug.alpha" in settings:
@@ -92,7 +96,7 @@ def normalise(settings: dict[str, Any]) -> dict[str, Any]:
         settings["aug.name"] = NO_AUGMENTATION
     if str(settings.get("aug.name")).lower() == NO_AUGMENTATION:
         for key in settings:
-            if key == "alpha" or (key.startswith("aug.") and key != "aug.name"):
+            if key == "alpha" or (key.startswith("aug.") and key not in KEPT_WITHOUT_MIXING):
                 settings[key] = None
     return settings
 

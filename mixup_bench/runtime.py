@@ -5,7 +5,9 @@ from __future__ import annotations
 import platform
 import socket
 import subprocess
-from dataclasses import dataclass
+import tempfile
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,11 @@ class Runtime:
     device: torch.device
     precision: str  # fp32, bf16 or fp16
     channels_last: bool
+    lease: Any = field(default=None, compare=False)  # the GPU lock held for this run
+
+    def release(self) -> None:
+        if self.lease is not None:
+            self.lease.release()
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -52,9 +59,40 @@ def cpu_has_fast_bf16() -> bool:
     return bool({"amx_bf16", "avx512_bf16"} & flags)
 
 
-def resolve_device(requested: str) -> torch.device:
+def lease_gpu(count: int, directory: str | None = None, wait_seconds: float = 0.0):
+    """Hold a lock on the first free GPU index; return (index, lock).
+
+    Parallel sweep jobs on one machine (joblib workers are reused processes)
+    each take a different GPU this way; the lock goes with the process, even
+    on SIGKILL, and is released at the end of the run. Raises TimeoutError if
+    every GPU stays taken for wait_seconds.
+    """
+    from filelock import FileLock, Timeout
+
+    directory = directory or tempfile.gettempdir()
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        for index in range(count):
+            lock = FileLock(f"{directory}/mixup-bench-gpu{index}.lock", timeout=0)
+            try:
+                lock.acquire()
+            except Timeout:
+                continue
+            return index, lock
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"all {count} GPUs are leased by other mixup-bench runs")
+        time.sleep(1.0)
+
+
+def resolve_device(requested: str) -> tuple[torch.device, Any]:
+    """The device to train on, and the GPU lease when `auto` picks one of several GPUs."""
     if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu"), None
+        if torch.cuda.device_count() == 1:
+            return torch.device("cuda", 0), None
+        index, lock = lease_gpu(torch.cuda.device_count(), wait_seconds=3600)
+        return torch.device("cuda", index), lock
     device = torch.device(requested)
     if device.type == "cuda":
         if not torch.cuda.is_available():
@@ -63,12 +101,16 @@ def resolve_device(requested: str) -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ConfigError(f"trainer.device={requested}: only {torch.cuda.device_count()} "
                               "CUDA device(s) here")
-    return device
+        if device.index is None:
+            device = torch.device("cuda", 0)
+    return device, None
 
 
 def resolve_runtime(device: str, precision: str, channels_last: str | bool) -> Runtime:
     """Turn the trainer's auto settings into concrete choices for this machine."""
-    resolved = resolve_device(device)
+    resolved, lease = resolve_device(device)
+    if resolved.type == "cuda":
+        torch.cuda.set_device(resolved)
     if precision == "auto":
         if resolved.type == "cuda":
             precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -76,7 +118,7 @@ def resolve_runtime(device: str, precision: str, channels_last: str | bool) -> R
             precision = "bf16" if cpu_has_fast_bf16() else "fp32"
     if channels_last == "auto":
         channels_last = resolved.type == "cuda" or precision == "bf16"
-    return Runtime(resolved, precision, bool(channels_last))
+    return Runtime(resolved, precision, bool(channels_last), lease)
 
 
 def device_name(device: torch.device) -> str:

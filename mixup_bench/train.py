@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from . import checkpoint
-from .data import CIFAR10_MEAN, CIFAR10_STD, DeviceLoader, Split, load_cifar10
+from .data import DeviceLoader, Split, load_dataset
 from .errors import OutputError, UserError
 from .metrics import MetricsLog, expected_calibration_error, summarise, write_json_atomic
-from .mixing import Mixer, build_mixer, soft_target_cross_entropy
+from .mixing import Mixer, build_mixer, describe, soft_target_cross_entropy
 from .models import build_model
 from .runtime import Runtime, environment, resolve_runtime
 from .safety import Preempted, PreemptionWatch, check_resumable, run_directory_lock
@@ -76,7 +77,8 @@ def train_one_epoch(model, loader: DeviceLoader, mixer: Mixer, mix_generator: to
         if stop is not None and stop():
             raise Preempted(f"stopped by a signal at step {step + 1}")
         batch = mixer(images, labels, mix_generator)
-        with runtime.autocast():
+        inside = batch.forward_context(model) if batch.forward_context else nullcontext()
+        with runtime.autocast(), inside:
             logits = model(batch.images)
         loss = soft_target_cross_entropy(logits, batch.targets)
         optimizer.zero_grad(set_to_none=True)
@@ -121,7 +123,8 @@ def evaluate(model, loader: DeviceLoader, runtime: Runtime) -> dict[str, float]:
 
 
 def save_samples(loader: DeviceLoader, mixer: Mixer, seed: int, run_dir: Path,
-                 metrics: MetricsLog, count: int = 32) -> None:
+                 metrics: MetricsLog, mean: tuple[float, ...], std: tuple[float, ...],
+                 count: int = 32) -> None:
     """A grid of mixed training images as samples.png and a TensorBoard image.
 
     Uses its own generators so the training streams are untouched.
@@ -132,12 +135,12 @@ def save_samples(loader: DeviceLoader, mixer: Mixer, seed: int, run_dir: Path,
     mix_generator = torch.Generator().manual_seed(seed + 7919)
     images = loader.split.images[:count]
     sample_loader = DeviceLoader(Split(images, loader.split.labels[:count]), count, train=True,
-                                 mean=CIFAR10_MEAN, std=CIFAR10_STD, generator=generator)
+                                 mean=mean, std=std, generator=generator)
     batch_images, batch_labels = next(iter(sample_loader))
     mixed = mixer(batch_images, batch_labels, mix_generator).images.float()
-    mean = torch.tensor(CIFAR10_MEAN, device=mixed.device).view(1, 3, 1, 1)
-    std = torch.tensor(CIFAR10_STD, device=mixed.device).view(1, 3, 1, 1)
-    grid = make_grid((mixed * std + mean).clamp(0, 1).cpu(), nrow=8, padding=2)
+    mean_tensor = torch.tensor(mean, device=mixed.device).view(1, 3, 1, 1)
+    std_tensor = torch.tensor(std, device=mixed.device).view(1, 3, 1, 1)
+    grid = make_grid((mixed * std_tensor + mean_tensor).clamp(0, 1).cpu(), nrow=8, padding=2)
     save_image(grid, run_dir / "samples.png")
     metrics.add_image("samples", grid)
 
@@ -164,14 +167,20 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_directory_lock(run_dir), PreemptionWatch() as preemption:
-        summary = _run_locked(cfg, run_dir, overrides or [], choices or {}, preemption)
+        runtime = resolve_runtime(cfg.trainer.device, cfg.trainer.precision,
+                                  cfg.trainer.channels_last)
+        try:
+            summary = _run_locked(cfg, run_dir, runtime, overrides or [], choices or {},
+                                  preemption)
+        finally:
+            runtime.release()
     if summary["status"] == "preempted":
         preemption.pass_on()  # e.g. submitit's handler, which requeues the job
     return summary
 
 
-def _run_locked(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: dict[str, Any],
-                preemption: PreemptionWatch) -> dict[str, Any]:
+def _run_locked(cfg: DictConfig, run_dir: Path, runtime: Runtime, overrides: list[str],
+                choices: dict[str, Any], preemption: PreemptionWatch) -> dict[str, Any]:
     config = OmegaConf.to_container(cfg, resolve=True)
     started = time.perf_counter()
     summary: dict[str, Any] = {"status": "running", "error": None, "started_at": _now(),
@@ -187,27 +196,24 @@ def _run_locked(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: d
     # --- runtime and seed ------------------------------------------------------
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
-    runtime = resolve_runtime(cfg.trainer.device, cfg.trainer.precision,
-                              cfg.trainer.channels_last)
     device = runtime.device
     torch.manual_seed(cfg.seed)
     loader_generator = torch.Generator(device=device).manual_seed(cfg.seed)
     mix_generator = torch.Generator().manual_seed(cfg.seed + 1)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = cfg.trainer.cudnn_benchmark
 
     # --- data -------------------------------------------------------------------
-    dataset = load_cifar10(cfg.data.root, download=cfg.data.download, verify=cfg.data.verify,
-                           fraction=cfg.data.fraction, subset_seed=cfg.data.subset_seed,
-                           num_classes=cfg.data.num_classes)
+    dataset = load_dataset(cfg.data)
     summary["environment"] = environment(runtime, dataset.checksums)
     summary["train_images"], summary["test_images"] = len(dataset.train), len(dataset.test)
+    summary["noisy_train_labels"] = dataset.noisy_labels
     write_json_atomic(summary_path, summary)
     train_loader = DeviceLoader(dataset.train.to(device), cfg.trainer.batch_size, train=True,
-                                mean=CIFAR10_MEAN, std=CIFAR10_STD, generator=loader_generator,
+                                mean=dataset.mean, std=dataset.std, generator=loader_generator,
                                 channels_last=runtime.channels_last)
     test_loader = DeviceLoader(dataset.test.to(device), cfg.trainer.eval_batch_size, train=False,
-                               mean=CIFAR10_MEAN, std=CIFAR10_STD,
+                               mean=dataset.mean, std=dataset.std,
                                channels_last=runtime.channels_last)
 
     # --- model, optimizer, mixing ---------------------------------------------
@@ -215,11 +221,14 @@ def _run_locked(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: d
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, cfg, device)
+    # Checkpoints hold the plain module's weights; the compiled wrapper only runs them.
+    network = torch.compile(model) if cfg.trainer.compile else model
     scheduler = build_scheduler(optimizer, cfg)
     scaler = torch.amp.GradScaler(device.type, enabled=runtime.precision == "fp16")
     aug_options = {key: value for key, value in config["aug"].items() if key != "name"}
     mixer = build_mixer(cfg.aug.name, dataset.num_classes, cfg.alpha, **aug_options)
     mixer.bind(train_loader)
+    summary["mixer"] = describe(mixer)
     generators = {"loader": loader_generator, "mix": mix_generator}
 
     # --- resume -----------------------------------------------------------------
@@ -239,7 +248,8 @@ def _run_locked(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: d
     else:
         metrics.truncate(0)
         if cfg.trainer.samples:
-            save_samples(train_loader, mixer, cfg.seed, run_dir, metrics)
+            save_samples(train_loader, mixer, cfg.seed, run_dir, metrics, dataset.mean,
+                         dataset.std)
     log.info("%s on %s (%s, %s%s): %d training images, %d test images, %d steps/epoch",
              cfg.model.name, summary["environment"]["device_name"], device, runtime.precision,
              ", channels_last" if runtime.channels_last else "", len(dataset.train),
@@ -254,7 +264,7 @@ def _run_locked(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: d
             lr = optimizer.param_groups[0]["lr"]
             mixer.set_epoch(epoch, epochs)
             try:
-                train = train_one_epoch(model, train_loader, mixer, mix_generator, optimizer,
+                train = train_one_epoch(network, train_loader, mixer, mix_generator, optimizer,
                                         scaler, runtime, progress, stop=preemption.requested)
             except Diverged as error:
                 raise Diverged(f"epoch {epoch}: {error}; the last good checkpoint "
@@ -263,7 +273,7 @@ def _run_locked(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: d
                 torch.cuda.synchronize(device)
             train_seconds = time.perf_counter() - epoch_start
             scheduler.step()
-            test = evaluate(model, test_loader, runtime)
+            test = evaluate(network, test_loader, runtime)
             row = {"epoch": epoch, "train_loss": train["train_loss"],
                    "train_acc": train["train_acc"], **test, "lr": lr,
                    "seconds": time.perf_counter() - epoch_start,
@@ -303,8 +313,9 @@ def _run_locked(cfg: DictConfig, run_dir: Path, overrides: list[str], choices: d
     finally:
         if progress is not None:
             progress.close()
-        metrics.close()
         summary.update(summarise(metrics.read()))
+        metrics.add_hparams(config, summary)
+        metrics.close()
         summary["wall_seconds"] = time.perf_counter() - started
         summary["ended_at"] = _now()
         try:

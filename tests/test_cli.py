@@ -41,7 +41,7 @@ def test_train_help_is_hydras_and_cfg_job_prints_the_config():
     started = time.perf_counter()
     result = run_cli("train", "--help")
     assert result.returncode == 0 and "== Configuration groups ==" in result.stdout
-    assert "aug: cutmix, mixup, none" in result.stdout
+    assert "aug: cutmix, manifold_mixup, mixup, mixup_cutmix, none" in result.stdout
     assert time.perf_counter() - started < 20
     result = run_cli("train", "--cfg", "job", "aug=cutmix")
     config = yaml.safe_load(result.stdout)
@@ -87,6 +87,10 @@ def test_tensorboard_holds_the_epoch_scalars_and_the_sample_image(cifar_root, tm
         events.Tags()["scalars"])
     assert [event.step for event in events.Scalars("test/acc")] == [1, 2]
     assert "samples" in events.Tags()["images"]
+    hparams = EventAccumulator(str(run_dir / "tb"))  # add_hparams wrote into tb/ itself
+    hparams.Reload()
+    assert "hparam/final_test_acc" in hparams.Tags()["scalars"]
+    assert not [path for path in (run_dir / "tb").iterdir() if path.is_dir()]
 
 
 def test_two_value_sweep_writes_two_run_directories(cifar_root, tmp_path):

@@ -57,7 +57,8 @@ def test_paper_preset_is_the_mixup_paper_recipe():
     ("trainer.device", "tpu", "trainer.device='tpu': expected auto, cpu, cuda or cuda:N"),
     ("model.name", "resnet19", "model.name='resnet19': expected one of preact_resnet18, "
                                "resnet18 (did you mean resnet18?)"),
-    ("aug.name", "mixupp", "aug.name='mixupp': expected one of cutmix, mixup, none "
+    ("aug.name", "mixupp", "aug.name='mixupp': expected one of cutmix, manifold_mixup, mixup, "
+                           "mixup_cutmix, none "
                            "(did you mean mixup?)"),
     ("data.verify", "yes", "data.verify='yes': expected true or false"),
 ])

@@ -164,7 +164,7 @@ def test_parallel_jobs_download_the_dataset_once(tmp_path, monkeypatch):
 
     calls = []
 
-    def slow_download(root: Path) -> None:
+    def slow_download(root: Path, spec=None) -> None:
         calls.append(root)
         time.sleep(0.5)
         write_cifar(root)

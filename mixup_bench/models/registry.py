@@ -35,3 +35,19 @@ def build_model(name: str, num_classes: int, dropout: float = 0.0) -> nn.Module:
     if name not in _MODELS:
         raise ValueError(f"model.name={name!r}: expected one of {', '.join(model_names())}")
     return _MODELS[name](num_classes, dropout)
+
+
+def mixing_stages(model: nn.Module) -> list[nn.Module]:
+    """The modules after which hidden features may be mixed: stages 1, 2, 3 of a ResNet.
+
+    Manifold Mixup (Verma et al. 2019) mixes at the input or after one of the
+    first stages; this names those stages for timm's ResNet (layer1..) and
+    ResNetV2 (stages[0..]).
+    """
+    if all(hasattr(model, name) for name in ("layer1", "layer2", "layer3")):
+        return [model.layer1, model.layer2, model.layer3]
+    stages = getattr(model, "stages", None)
+    if stages is not None and len(stages) >= 3:
+        return list(stages)[:3]
+    raise ValueError(f"{type(model).__name__}: no ResNet stages to mix features after; "
+                     "aug=manifold_mixup needs model=resnet18 or preact_resnet18")

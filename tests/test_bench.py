@@ -1,0 +1,134 @@
+"""bench: the dry run end to end, and the classic pipeline's mixing and loss."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mixup_bench import bench, classic
+from mixup_bench.mixing import mixup, one_hot, soft_target_cross_entropy
+
+RECORD_KEYS = {"pipeline", "config", "measure", "batch_size", "aug", "warmup", "steps", "images",
+               "seconds", "images_per_s", "peak_memory_bytes", "peak_memory_above_start_bytes"}
+TOP_KEYS = {"command", "date", "mode", "data", "environment", "settings", "fast", "memory_source",
+            "complete", "load_average", "measurements", "summary", "errors"}
+
+
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory):
+    """One `bench --dry-run --device cpu` on random images, at the smallest size that
+    still takes every path (one batch size, one step, one DataLoader worker)."""
+    out = tmp_path_factory.mktemp("bench")
+    with pytest.MonkeyPatch.context() as patch:  # no CIFAR-10 folder to find: random images
+        patch.setenv("MIXUP_BENCH_DATA", str(tmp_path_factory.mktemp("no_data")))
+        code = bench.main(["--device", "cpu", "--dry-run", "--batch-sizes", "2", "--warmup",
+                           "0", "--workers", "1", "--out", str(out)])
+    return code, out, json.loads((out / "bench.json").read_text())
+
+
+def test_dry_run_writes_every_measurement_with_positive_numbers(dry_run):
+    code, out, results = dry_run
+    assert code == 0 and results["errors"] == [] and results["complete"]
+    assert TOP_KEYS <= set(results)
+    assert results["data"]["source"] == "synthetic"
+    assert results["environment"]["device"] == "cpu" and results["environment"]["torch"]
+    seen = set()
+    for record in results["measurements"]:
+        assert RECORD_KEYS <= set(record)
+        assert record["seconds"] > 0 and record["images_per_s"] > 0
+        assert record["peak_memory_bytes"] > 0
+        seen.add((record["pipeline"], record["config"], record["measure"], record["aug"]))
+        if record["measure"] == "train":
+            assert record["seconds_per_epoch"] > record["train_seconds_per_epoch"] > 0
+    for aug in bench.AUGS:
+        for pipeline, config in (("fast", "fast"), ("classic", "classic")):
+            assert (pipeline, config, "train", aug) in seen
+            assert (pipeline, config, "pipeline", aug) in seen
+    # Each switch turned the other way once: precision (bf16 on a CPU) and channels_last.
+    configs = {config for _, config, measure, _ in seen if measure == "eval"}
+    assert configs == {"fast", "bf16", "channels_last on", "classic"}
+
+
+def test_dry_run_summary_has_ratios_and_markdown_tables(dry_run):
+    _, out, results = dry_run
+    summary = results["summary"]
+    assert [row["aug"] for row in summary["training"]] == list(bench.AUGS)
+    assert all(row["fast_over_classic"] > 0 for row in summary["training"])
+    assert {row["config"] for row in summary["switches"]} == {"fast", "bf16", "channels_last on"}
+    assert {(row["pipeline"], row["aug"]) for row in summary["mixing_overhead"]} == {
+        (pipeline, aug) for pipeline in ("fast", "classic") for aug in ("mixup", "cutmix")}
+    markdown = (out / "bench.md").read_text()
+    for heading in ("## Training: fast vs classic", "## Speed switches",
+                    "## Data pipeline alone", "## Mixing overhead"):
+        assert heading in markdown
+    assert "random uint8 images" in markdown and results["memory_source"] in markdown
+
+
+def test_cpu_pipeline_alone_is_compared_as_a_ratio(dry_run):
+    _, _, results = dry_run
+    rows = results["summary"]["pipeline"]
+    assert len(rows) == len(bench.AUGS)
+    for row in rows:
+        assert row["fast_images_per_s"] > 0 and row["classic_images_per_s"] > 0
+        assert row["fast_over_classic"] == pytest.approx(
+            row["fast_images_per_s"] / row["classic_images_per_s"])
+
+
+def test_classic_mixed_loss_equals_the_soft_target_loss():
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(8, 3, 32, 32, generator=generator)
+    labels = torch.randint(0, 10, (8,), generator=generator)
+    logits = torch.randn(8, 10, generator=generator)
+    mixed, labels_a, labels_b, lam = classic.mixup_batch(images, labels, 0.4,
+                                                         np.random.default_rng(3))
+    # The same lambda and partner (replayed from the same seed) through the project's
+    # mixer and soft-target loss.
+    rng = np.random.default_rng(3)
+    assert rng.beta(0.4, 0.4) == lam
+    partner = torch.from_numpy(rng.permutation(8))
+    reference = mixup(images, one_hot(labels, 10), lam, partner)
+    torch.testing.assert_close(mixed, reference.images)
+    assert torch.equal(labels_b, labels[partner])
+    torch.testing.assert_close(classic.mixed_loss(logits, labels_a, labels_b, lam),
+                               soft_target_cross_entropy(logits, reference.targets))
+
+
+def test_classic_cutmix_pastes_one_box_and_sets_lambda_from_it():
+    images = torch.zeros(4, 3, 32, 32)
+    images[1:] = torch.arange(1, 4).float().view(3, 1, 1, 1)
+    labels = torch.arange(4)
+    mixed, labels_a, labels_b, lam = classic.cutmix_batch(images, labels, 1.0,
+                                                          np.random.default_rng(5))
+    changed = (mixed != images).any(1)  # (N, H, W): pixels taken from the partner
+    pasted = changed.float().mean((1, 2))
+    moved = labels_b != labels_a
+    assert torch.allclose(pasted[moved], torch.full_like(pasted[moved], 1 - lam))
+    assert images[0].eq(0).all()  # the source batch is untouched
+
+
+def test_classic_loader_crops_flips_normalises_pil_images():
+    split = bench.load_data(bench.Plan(
+        device=torch.device("cpu"), batch_sizes=[4], augs=["none"], warmup=0, steps=1,
+        eval_batch_size=4, eval_batches=1, workers=0, compile=False, mode="dry_run",
+        data_root=None, out=None, note=None))[0]
+    loader = classic.build_loader(split, 4, train=True, workers=0, pin_memory=False)
+    images, labels = next(iter(loader))
+    assert images.shape == (4, 3, 32, 32) and images.dtype == torch.float32
+    assert labels.shape == (4,) and len(loader) == len(split) // 4
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--augs", "mixup,fancy"], "--augs: fancy unknown"),
+    (["--steps", "0"], "--steps=0: expected >= 1"),
+    (["--batch-sizes", "128,x"], "--batch-sizes"),
+    (["--data-root", "/nonexistent"], "no cifar-10-batches-py/ there"),
+])
+def test_bad_arguments_fail_with_one_line_and_status_2(arguments, message, capsys, tmp_path):
+    assert bench.main(["--device", "cpu", "--out", str(tmp_path), *arguments]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("mixup-bench: error:") and message in error
+    assert len(error.splitlines()) == 1
+    assert not (tmp_path / "bench.json").exists()

@@ -1,0 +1,30 @@
+"""A non-editable install (the wheel) carries conf/ as mixup_bench.conf and the claims."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from .conftest import REPO
+
+
+def test_the_wheel_ships_the_configs_and_claims(tmp_path):
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                            str(tmp_path / "wheel"), str(REPO)], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-3000:]
+    wheel = next((tmp_path / "wheel").glob("mixup_bench-*.whl"))
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q",
+                              "--target", str(tmp_path / "site"), str(wheel)],
+                             capture_output=True, text=True)
+    assert install.returncode == 0, install.stderr[-3000:]
+    code = ("import mixup_bench, sys; print(mixup_bench.__file__); "
+            "from mixup_bench.verdicts import load_claims; print(len(load_claims()), 'claims'); "
+            "from mixup_bench.cli import main; "
+            "sys.exit(main(['train', '--cfg', 'job', 'experiment=paper', 'data=cifar100']))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                            text=True, env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines()[0].startswith(str(tmp_path / "site"))
+    assert "name: preact_resnet18" in result.stdout and "num_classes: 100" in result.stdout
+    assert int(result.stdout.splitlines()[1].split()[0]) >= 10
