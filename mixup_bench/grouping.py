@@ -17,6 +17,7 @@ from typing import Any
 from mixup_bench.rundirs import (
     ALWAYS_SHOWN,
     AUGMENTATION_KEYS,
+    KEPT_WITHOUT_MIXING,
     NO_AUGMENTATION,
     Run,
     freeze,
@@ -41,10 +42,25 @@ class Group:
 
 
 def varying_keys(runs: Iterable[Run]) -> list[str]:
-    """Non-ignored config keys whose values differ between runs (missing counts as a value)."""
+    """Non-ignored config keys whose values differ between runs (missing counts as a value).
+
+    Mixing parameters (alpha, aug.*) are compared among the runs that mix:
+    aug=none blanks them, which is no variation of its own.
+    """
     runs = list(runs)
+    mixing = [run for run in runs if not _unmixed(run.settings)] or runs
     keys = sorted({key for run in runs for key in run.settings if not is_ignored(key)})
-    return [key for key in keys if len({_frozen_setting(run, key) for run in runs}) > 1]
+
+    def compared(key: str) -> list[Run]:
+        blanked = key == "alpha" or (key.startswith("aug.") and key not in KEPT_WITHOUT_MIXING)
+        return mixing if blanked else runs
+
+    return [key for key in keys
+            if len({_frozen_setting(run, key) for run in compared(key)}) > 1]
+
+
+def _unmixed(settings: dict[str, Any]) -> bool:
+    return str(settings.get("aug.name")).lower() == NO_AUGMENTATION
 
 
 _MISSING = object()
@@ -154,7 +170,9 @@ def contrast_keys(baseline: dict[str, Any], treatment: dict[str, Any]) -> set[st
         or key not in treatment
         or freeze(baseline[key]) != freeze(treatment[key])
     }
-    if any(key == "aug" or key.startswith("aug.") for key in keys):
+    # Only a change of method frees its parameters: comparing two settings of one
+    # method (e.g. aug.lam_min) must keep every other aug.* key equal in a pair.
+    if "aug" in keys or "aug.name" in keys:
         keys |= AUGMENTATION_KEYS
     return keys
 

@@ -19,16 +19,42 @@ import torch
 ECE_BINS = 15  # as in Guo et al. 2017 and Thulasidasan et al. 2019
 
 
+def reliability_bins(probabilities: torch.Tensor, labels: torch.Tensor,
+                     bins: int = ECE_BINS) -> dict[str, torch.Tensor]:
+    """Per confidence bin: how many predictions, their summed confidence, how many right.
+
+    Bin b holds top-1 confidences in (b/bins, (b+1)/bins]; a confidence is
+    always >= 1/K > 0. Tensors stay on the device.
+    """
+    confidence, prediction = probabilities.max(dim=1)
+    correct = (prediction == labels).float()
+    index = (confidence * bins).ceil().long().clamp(1, bins) - 1
+    zeros = torch.zeros(bins, device=probabilities.device)
+    return {"count": zeros.clone().index_add_(0, index, torch.ones_like(confidence)),
+            "confidence_sum": zeros.clone().index_add_(0, index, confidence),
+            "correct_sum": zeros.clone().index_add_(0, index, correct)}
+
+
 def expected_calibration_error(probabilities: torch.Tensor, labels: torch.Tensor,
                                bins: int = ECE_BINS) -> torch.Tensor:
     """ECE with equal-width confidence bins: sum_b |B|/N * |acc(B) - conf(B)|."""
-    confidence, prediction = probabilities.max(dim=1)
-    correct = (prediction == labels).float()
-    # Bin b holds confidences in (b/bins, (b+1)/bins]; confidence is >= 1/K > 0.
-    index = (confidence * bins).ceil().long().clamp(1, bins) - 1
-    confidence_sum = torch.zeros(bins, device=probabilities.device).index_add_(0, index, confidence)
-    correct_sum = torch.zeros(bins, device=probabilities.device).index_add_(0, index, correct)
-    return (confidence_sum - correct_sum).abs().sum() / labels.numel()
+    table = reliability_bins(probabilities, labels, bins)
+    return (table["confidence_sum"] - table["correct_sum"]).abs().sum() / labels.numel()
+
+
+def reliability_table(table: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """JSON-ready reliability diagram data: per bin count, mean confidence, accuracy."""
+    count = table["count"].cpu()
+    safe = count.clamp_min(1)
+    bins = count.numel()
+    return {"bins": bins, "edges": [round(b / bins, 6) for b in range(bins + 1)],
+            "count": [int(c) for c in count.tolist()],
+            "confidence": [float(v) if n else None for v, n in
+                           zip((table["confidence_sum"].cpu() / safe).tolist(), count.tolist(),
+                               strict=True)],
+            "accuracy": [float(v) if n else None for v, n in
+                         zip((table["correct_sum"].cpu() / safe).tolist(), count.tolist(),
+                               strict=True)]}
 
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:

@@ -25,6 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from mixup_bench.figures import AlphaSeries, plot_accuracy_vs_alpha, plot_curves
+from mixup_bench.figures_calibration import (
+    MAX_RELIABILITY_PANELS,
+    ReliabilityPanel,
+    plot_reliability,
+)
 from mixup_bench.grouping import (
     Group,
     condition,
@@ -38,16 +43,19 @@ from mixup_bench.report_markdown import FIGURES, render_markdown, shown
 from mixup_bench.rundirs import (
     ACCURACY_METRICS,
     AUGMENTATION_KEYS,
+    CALIBRATION_METRICS,
     IGNORED_KEYS,
     Run,
     find_run_directories,
     load_run,
 )
-from mixup_bench.stats import Estimate, estimate, is_number
+from mixup_bench.stats import Estimate, estimate, is_number, pool_reliability
 from mixup_bench.verdicts import ClaimResult, evaluate_claims, load_claims
 
 # report.csv column suffix -> Estimate field.
 CSV_PARTS = {"n": "n", "mean": "mean", "std": "std", "ci_low": "low", "ci_high": "high"}
+# Estimated per group over seeds (and paired to aug=none): accuracies, then calibration.
+GROUP_METRICS = ACCURACY_METRICS + CALIBRATION_METRICS
 
 
 @dataclass
@@ -60,6 +68,8 @@ class GroupResult:
     # Treatment minus the aug=none run with the same other settings and seed;
     # None for the aug=none groups themselves.
     paired: dict[str, Estimate] | None
+    # The seeds' reliability tables pooled bin by bin; None when no run has one.
+    reliability: dict[str, Any] | None = None
 
     @property
     def epochs(self) -> list[int]:
@@ -109,9 +119,7 @@ def summarise_groups(runs: list[Run]) -> tuple[list[str], list[GroupResult]]:
     unmixed = [run for run in runs if run.finished and is_unmixed(run.settings)]
     results = []
     for group in group_runs(runs, columns):
-        metrics = {
-            name: estimate(run.metric(name) for run in group.runs) for name in ACCURACY_METRICS
-        }
+        metrics = {name: estimate(run.metric(name) for run in group.runs) for name in GROUP_METRICS}
         paired = None
         if not is_unmixed(group.settings):
             pairs = pair_runs(group.runs, unmixed, AUGMENTATION_KEYS)
@@ -120,9 +128,11 @@ def summarise_groups(runs: list[Run]) -> tuple[list[str], list[GroupResult]]:
                     _difference(pair.treatment.metric(name), pair.baseline.metric(name))
                     for pair in pairs
                 )
-                for name in ACCURACY_METRICS
+                for name in GROUP_METRICS
             }
-        results.append(GroupResult(group, group_label(group.settings, varying), metrics, paired))
+        pooled = pool_reliability(run.reliability for run in group.runs)
+        label = group_label(group.settings, varying)
+        results.append(GroupResult(group, label, metrics, paired, pooled))
     return columns, results
 
 
@@ -141,7 +151,7 @@ def build_report(directories: list[Path], claims: list[dict[str, Any]]) -> Repor
 
 
 def csv_rows(report: Report) -> list[dict[str, Any]]:
-    """One row per group; accuracies as fractions, as in the run files."""
+    """One row per group; accuracies and ECE as fractions, as in the run files."""
     rows = []
     for result in report.groups:
         row: dict[str, Any] = {"group": result.label}
@@ -152,7 +162,7 @@ def csv_rows(report: Report) -> list[dict[str, Any]]:
                 "seeds": " ".join(map(str, result.group.seeds)),
             }
         )
-        for name in ACCURACY_METRICS:
+        for name in GROUP_METRICS:
             for prefix, value in (
                 (name, result.metrics[name]),
                 (f"paired_diff_{name}", (result.paired or {}).get(name)),
@@ -170,7 +180,9 @@ def csv_rows(report: Report) -> list[dict[str, Any]]:
     return rows
 
 
-def report_data(report: Report, drawn: dict[str, bool]) -> dict[str, Any]:
+def report_data(
+    report: Report, drawn: dict[str, bool], notes: dict[str, str] | None = None
+) -> dict[str, Any]:
     """report.json: REPORT.md's numbers (as fractions), the verdicts and the unfinished runs."""
 
     groups = [
@@ -186,6 +198,7 @@ def report_data(report: Report, drawn: dict[str, bool]) -> dict[str, Any]:
             "paired_diff_vs_none": None
             if result.paired is None
             else {name: value.to_dict() for name, value in result.paired.items()},
+            "reliability": result.reliability,
         }
         for result in report.groups
     ]
@@ -214,6 +227,7 @@ def report_data(report: Report, drawn: dict[str, bool]) -> dict[str, Any]:
         "claims": [result.to_dict() for result in report.claims],
         "unfinished": unfinished,
         "figures": {name: bool(drawn.get(name)) for name in FIGURES},
+        "figure_notes": dict(notes or {}),
     }
 
 
@@ -251,6 +265,37 @@ def alpha_series(report: Report) -> list[AlphaSeries]:
     return list(series.values())
 
 
+def reliability_panels(report: Report) -> list[ReliabilityPanel]:
+    """One panel per group that has reliability data, in table order (all, not yet cut)."""
+    return [
+        ReliabilityPanel(
+            result.label,
+            table["edges"],
+            table["accuracy"],
+            table["count"],
+            result.metrics["final_test_ece"].mean,
+            table["runs"],
+            result.metrics["final_test_ece"].n,
+        )
+        for result in report.groups
+        if (table := result.reliability) is not None
+    ]
+
+
+def figure_notes(report: Report) -> dict[str, str]:
+    """What REPORT.md says about a figure beyond showing it: cut-offs and left-out groups."""
+    panels = len(reliability_panels(report))
+    if not panels:
+        return {"reliability.png": "no finished run has `reliability` in summary.json"}
+    notes = []
+    if panels > MAX_RELIABILITY_PANELS:
+        notes.append(f"only the first {MAX_RELIABILITY_PANELS} of {panels} groups are shown")
+    missing = len(report.groups) - panels
+    if missing:
+        notes.append(f"{missing} group(s) without reliability data in summary.json are left out")
+    return {"reliability.png": "; ".join(notes)} if notes else {}
+
+
 def draw_figures(report: Report, out: Path) -> dict[str, bool]:
     """Draw the PNGs into `out`; a figure with nothing to show is skipped, not faked."""
 
@@ -269,20 +314,21 @@ def draw_figures(report: Report, out: Path) -> dict[str, bool]:
         "curves_train_loss.png": plot_curves(
             curves("train_loss"), out / "curves_train_loss.png", "training loss"
         ),
+        "reliability.png": plot_reliability(reliability_panels(report), out / "reliability.png"),
     }
 
 
 def write_report(report: Report, out: Path) -> list[Path]:
     """Write REPORT.md, report.csv, report.json and the figures into `out`; return the paths."""
     out.mkdir(parents=True, exist_ok=True)
-    drawn = draw_figures(report, out)
-    (out / "REPORT.md").write_text(render_markdown(report, drawn), encoding="utf-8")
+    drawn, notes = draw_figures(report, out), figure_notes(report)
+    (out / "REPORT.md").write_text(render_markdown(report, drawn, notes), encoding="utf-8")
     rows = csv_rows(report)
     with open(out / "report.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["group"])
         writer.writeheader()
         writer.writerows(rows)
-    data = report_data(report, drawn)
+    data = report_data(report, drawn, notes)
     (out / "report.json").write_text(
         json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8"
     )

@@ -2,7 +2,7 @@
 
 Kept apart from report.py, which computes and writes the numbers, so the
 wording and layout of the page can change without touching a statistic.
-Accuracies are fractions in the run files and percentages here.
+Accuracies and ECE are fractions in the run files and percentages here.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ FIGURES = {
     "curves_test_acc.png": "test accuracy per epoch",
     "acc_vs_alpha.png": "final test accuracy against alpha",
     "curves_train_loss.png": "training loss per epoch",
+    "reliability.png": "reliability diagrams at the last epoch, one per group",
 }
 MISMATCH = "mismatch_accepted"
 
@@ -76,6 +77,9 @@ def results_section(report: Report) -> list[str]:
         "Δ final vs none (points)",
         "Δ 95% CI",
         "pairs",
+        "final ECE % (mean ± std)",
+        "ECE 95% CI",
+        "ECE n",
     ]
     rows = []
     for result in report.groups:
@@ -83,6 +87,7 @@ def results_section(report: Report) -> list[str]:
             result.metrics["final_test_acc"],
             (result.paired or {}).get("final_test_acc"),
         )
+        ece = result.metrics.get("final_test_ece") or Estimate(0, None, None, None, None, None)
         rows.append(
             [shown(result.group.settings.get(key)) for key in report.columns]
             + [
@@ -94,12 +99,17 @@ def results_section(report: Report) -> list[str]:
                 "—" if paired is None else mean_and_std(paired),
                 "—" if paired is None else confidence(paired),
                 "—" if paired is None else paired.n,
+                mean_and_std(ece),
+                confidence(ece),
+                ece.n,
             ]
         )
     intro = (
         "Accuracies in percent: mean ± sample standard deviation over seeds, and the 95% "
         "confidence interval (Student t). Δ: paired difference to the run without mixing that "
-        "has the same other settings and seed. best % is chosen on the test set and is optimistic."
+        "has the same other settings and seed. best % is chosen on the test set and is optimistic. "
+        "final ECE %: expected calibration error of the last epoch (15 equal-width confidence "
+        "bins), lower is better; ECE n counts the seeds that recorded it (older runs did not)."
     )
     return (
         ["## Results", "", intro, ""]
@@ -164,15 +174,21 @@ def provenance_section(report: Report) -> list[str]:
 
 def warnings(report: Report) -> list[str]:
     lines = []
+    total = len(report.groups)
     mismatched = [result.label for result in report.groups if MISMATCH in result.checksums]
     if mismatched:
+        which = (f"all {total} groups" if len(mismatched) == total
+                 else f"{len(mismatched)} of {total} groups: {'; '.join(mismatched)}")
         lines.append(
-            f"> **Warning:** the data are not the official CIFAR files (checksum {MISMATCH}) "
-            f"for: {'; '.join(mismatched)}."
+            f"> **Warning:** the data are not the official CIFAR files (checksum {MISMATCH}, "
+            f"e.g. the JPEG-compressed copy) for {which}; accuracies are not comparable with "
+            "published ones to the last point."
         )
     unverified = [result.label for result in report.groups if "not_verified" in result.checksums]
     if unverified:
-        lines.append(f"> Note: data checksums were not verified for: {'; '.join(unverified)}.")
+        which = (f"all {total} groups" if len(unverified) == total
+                 else "; ".join(unverified))
+        lines.append(f"> Note: data checksums were not verified for {which}.")
     return lines + [""] if lines else []
 
 
@@ -202,17 +218,23 @@ def unfinished_section(report: Report) -> list[str]:
     )
 
 
-def figures_section(drawn: dict[str, bool]) -> list[str]:
+def figures_section(drawn: dict[str, bool], notes: dict[str, str] | None = None) -> list[str]:
     lines = ["## Figures", ""]
     for name, title in FIGURES.items():
-        lines.append(
-            f"![{title}]({name})" if drawn.get(name) else f"- {name}: not drawn (nothing to plot)"
-        )
+        note = (notes or {}).get(name)
+        if drawn.get(name):
+            lines.append(f"![{title}]({name})")
+            if note:
+                lines += ["", f"_{name}: {note}._"]
+        else:
+            lines.append(f"- {name}: not drawn ({note or 'nothing to plot'})")
         lines.append("")
     return lines
 
 
-def render_markdown(report: Report, drawn: dict[str, bool]) -> str:
+def render_markdown(
+    report: Report, drawn: dict[str, bool], notes: dict[str, str] | None = None
+) -> str:
     lines = [
         "# mixup-bench report",
         "",
@@ -221,5 +243,5 @@ def render_markdown(report: Report, drawn: dict[str, bool]) -> str:
     ]
     lines += warnings(report) + results_section(report) + claims_section(report)
     lines += ["## Verdict rules", "", VERDICT_RULES] + provenance_section(report)
-    lines += unfinished_section(report) + figures_section(drawn)
+    lines += unfinished_section(report) + figures_section(drawn, notes)
     return "\n".join(lines).rstrip() + "\n"

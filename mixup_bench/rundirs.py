@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from mixup_bench.stats import is_number
+from mixup_bench.stats import is_number, valid_reliability
 
 CONFIG_FILE = Path(".hydra") / "config.yaml"
 SUMMARY_FILE = "summary.json"
@@ -55,6 +55,9 @@ IGNORED_KEYS = (
 # Shown as table columns even when every run agrees on them.
 ALWAYS_SHOWN = ("aug.name", "alpha", "data.fraction", "model.name", "trainer.epochs")
 ACCURACY_METRICS = ("final_test_acc", "last10_test_acc", "best_test_acc")
+# The last metrics line's test_ece (15-bin expected calibration error, a fraction; lower is
+# better). Runs written before calibration was recorded have none.
+CALIBRATION_METRICS = ("final_test_ece",)
 # Keys whose change is "the augmentation": a run without mixing is paired
 # with a mixing run that differs only in these.
 AUGMENTATION_KEYS = frozenset({"aug", "alpha"})
@@ -169,6 +172,9 @@ class Run:
         value = (self.summary or {}).get(name)
         if is_number(value):
             return float(value)
+        if name == "final_test_ece":
+            last = self.metrics[-1].get("test_ece") if self.metrics else None
+            return float(last) if is_number(last) else None
         accuracies = [
             float(line["test_acc"]) for line in self.metrics if is_number(line.get("test_acc"))
         ]
@@ -180,6 +186,12 @@ class Run:
             return statistics.fmean(accuracies[-10:]) if accuracies else None
         last = self.metrics[-1].get(name) if self.metrics else None
         return float(last) if is_number(last) else None
+
+    @property
+    def reliability(self) -> dict[str, Any] | None:
+        """summary.json's reliability table (last evaluated epoch), None if absent or malformed."""
+        table = (self.summary or {}).get("reliability")
+        return table if valid_reliability(table) else None
 
     def curve(self, key: str) -> list[tuple[int, float]]:
         """(epoch, value) pairs of one metrics.jsonl key."""

@@ -149,3 +149,65 @@ def welch_difference(first: Iterable[float], second: Iterable[float]) -> Estimat
     return Estimate(
         count, mean, None, standard_error, mean - half_width, mean + half_width, degrees_of_freedom
     )
+
+
+def valid_reliability(table: Any) -> bool:
+    """A summary.json `reliability` object: increasing `edges` (one more than bins) and per bin
+    a `count` >= 0 and a `confidence` and `accuracy` that are numbers or null."""
+    if not isinstance(table, dict):
+        return False
+    edges, count = table.get("edges"), table.get("count")
+    if not isinstance(edges, list) or not isinstance(count, list) or not count:
+        return False
+    if len(edges) != len(count) + 1 or not all(is_number(edge) for edge in edges):
+        return False
+    if any(upper <= lower for lower, upper in zip(edges[:-1], edges[1:], strict=True)):
+        return False
+    if not all(is_number(number) and number >= 0 for number in count):
+        return False
+    for key in ("confidence", "accuracy"):
+        values = table.get(key)
+        if not isinstance(values, list) or len(values) != len(count):
+            return False
+        if not all(value is None or is_number(value) for value in values):
+            return False
+    return True
+
+
+def pool_reliability(tables: Iterable[Any]) -> dict[str, Any] | None:
+    """Pool the reliability tables of several runs (the seeds of a group) bin by bin.
+
+    Per bin: count = the sum of the counts; accuracy (and confidence) = sum(value * count) /
+    sum(count) over the runs whose bin is not empty, null when no run has a prediction there.
+    Malformed tables, and tables binned differently from the first valid one, are left out;
+    `runs` says how many were pooled. None when no table is valid.
+    """
+    valid = [table for table in tables if valid_reliability(table)]
+    if not valid:
+        return None
+    edges = [float(edge) for edge in valid[0]["edges"]]
+    same = [
+        table
+        for table in valid
+        if len(table["edges"]) == len(edges)
+        and all(
+            math.isclose(float(edge), first, abs_tol=1e-6)
+            for edge, first in zip(table["edges"], edges, strict=True)
+        )
+    ]
+    bins = len(edges) - 1
+    pooled: dict[str, Any] = {"bins": bins, "edges": edges, "runs": len(same), "count": []}
+    pooled["count"] = [sum(table["count"][index] for table in same) for index in range(bins)]
+    for key in ("confidence", "accuracy"):
+        values: list[float | None] = []
+        for index in range(bins):
+            weighted = [
+                (float(table[key][index]), float(table["count"][index]))
+                for table in same
+                if table[key][index] is not None and table["count"][index] > 0
+            ]
+            weight = sum(count for _, count in weighted)
+            total = sum(value * count for value, count in weighted)
+            values.append(total / weight if weight else None)
+        pooled[key] = values
+    return pooled

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import checkpoint
 from .data import DeviceLoader, Split, load_dataset
 from .errors import OutputError, UserError
-from .metrics import MetricsLog, expected_calibration_error, summarise, write_json_atomic
+from .metrics import MetricsLog, reliability_bins, reliability_table, summarise, write_json_atomic
 from .mixing import Mixer, build_mixer, describe, soft_target_cross_entropy
 from .models import build_model
 from .runtime import Runtime, environment, resolve_runtime
@@ -102,8 +102,12 @@ def train_one_epoch(model, loader: DeviceLoader, mixer: Mixer, mix_generator: to
 
 
 @torch.no_grad()
-def evaluate(model, loader: DeviceLoader, runtime: Runtime) -> dict[str, float]:
-    """Loss (NLL), top-1 accuracy and ECE on the whole test split."""
+def evaluate(model, loader: DeviceLoader, runtime: Runtime,
+             reliability: dict[str, Any] | None = None) -> dict[str, float]:
+    """Loss (NLL), top-1 accuracy and ECE on the whole test split.
+
+    If `reliability` is a dict, it receives the reliability-diagram bins.
+    """
     model.eval()
     loss_sum = torch.zeros((), device=runtime.device)
     correct = torch.zeros((), device=runtime.device)
@@ -117,7 +121,10 @@ def evaluate(model, loader: DeviceLoader, runtime: Runtime) -> dict[str, float]:
         probabilities.append(logits.softmax(1))
         labels_all.append(labels)
     count = len(loader.split)
-    ece = expected_calibration_error(torch.cat(probabilities), torch.cat(labels_all))
+    table = reliability_bins(torch.cat(probabilities), torch.cat(labels_all))
+    ece = (table["confidence_sum"] - table["correct_sum"]).abs().sum() / count
+    if reliability is not None:
+        reliability.update(reliability_table(table))
     return {"test_loss": float(loss_sum) / count, "test_acc": float(correct) / count,
             "test_ece": float(ece)}
 
@@ -273,7 +280,9 @@ def _run_locked(cfg: DictConfig, run_dir: Path, runtime: Runtime, overrides: lis
                 torch.cuda.synchronize(device)
             train_seconds = time.perf_counter() - epoch_start
             scheduler.step()
-            test = evaluate(network, test_loader, runtime)
+            reliability: dict[str, Any] = {}
+            test = evaluate(network, test_loader, runtime, reliability)
+            summary["reliability"] = {"epoch": epoch, **reliability}
             row = {"epoch": epoch, "train_loss": train["train_loss"],
                    "train_acc": train["train_acc"], **test, "lr": lr,
                    "seconds": time.perf_counter() - epoch_start,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mixup_bench import bench, classic
+from mixup_bench import bench, bench_measure, classic
 from mixup_bench.mixing import mixup, one_hot, soft_target_cross_entropy
 
 RECORD_KEYS = {"pipeline", "config", "measure", "batch_size", "aug", "warmup", "steps", "images",
@@ -110,7 +110,7 @@ def test_classic_cutmix_pastes_one_box_and_sets_lambda_from_it():
 
 
 def test_classic_loader_crops_flips_normalises_pil_images():
-    split = bench.load_data(bench.Plan(
+    split = bench_measure.load_data(bench.Plan(
         device=torch.device("cpu"), batch_sizes=[4], augs=["none"], warmup=0, steps=1,
         eval_batch_size=4, eval_batches=1, workers=0, compile=False, mode="dry_run",
         data_root=None, out=None, note=None))[0]

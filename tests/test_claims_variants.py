@@ -21,7 +21,22 @@ def test_lambda_min_claim_is_supported_by_a_clear_paired_gain(tmp_path):
                   epochs=200, extra={"aug.lam_min": None})
         write_run(tmp_path, f"min{seed}", final=clamped, seed=seed, aug="mixup", alpha=0.2,
                   epochs=200, extra={"aug.lam_min": 0.3})
+        # A distractor: folded lambda, much better; it must not serve as the baseline.
+        write_run(tmp_path, f"fold{seed}", final=0.99, seed=seed, aug="mixup", alpha=0.2,
+                  epochs=200, extra={"aug.lam_min": None, "aug.lam_fold": True})
+    for seed in range(3):
+        for name in ("plain", "min"):
+            path = tmp_path / f"{name}{seed}" / "summary.json"
+            summary = json.loads(path.read_text())
+            summary["config"]["aug"]["lam_fold"] = False
+            path.write_text(json.dumps(summary))
+            config = tmp_path / f"{name}{seed}" / ".hydra" / "config.yaml"
+            text = config.read_text().replace("name: mixup", "name: mixup\n  lam_fold: false")
+            config.write_text(text)
     found = verdicts(tmp_path)
+    results = {result.claim["id"]: result for result in
+               evaluate_claims(load_claims(), load_all(tmp_path))}
+    assert results["article-lambda-min"].measured.startswith("91.00% → 93.17%")
     assert found["article-lambda-min"] == SUPPORTED
     assert found["label-noise-50"] == NOT_RUN and found["article-dropout-lr"] == NOT_RUN
 

@@ -177,3 +177,20 @@ def test_sweep_survives_a_failing_job(cifar_root, tmp_path):
     assert statuses == ["failed", "finished"]
     assert result.returncode == 2  # the sweep ran on, and says that a job failed
     assert "data.fraction=1.5: expected a number in (0, 1]" in result.stdout + result.stderr
+
+
+def test_speed_switches_do_not_change_the_curve(cifar_root, tmp_path):
+    """The same seed with channels_last on and off gives the same metrics within float noise."""
+    curves = []
+    for layout in ("true", "false"):
+        run_dir = tmp_path / layout
+        result = run_cli("train", f"data.root={cifar_root}", f"hydra.run.dir={run_dir}", *TINY,
+                         "trainer.epochs=2", "trainer.samples=false",
+                         f"trainer.channels_last={layout}")
+        assert result.returncode == 0, result.stderr[-2000:]
+        curves.append([json.loads(line) for line in
+                       (run_dir / "metrics.jsonl").read_text().splitlines()])
+    for fast, plain in zip(*curves, strict=True):
+        assert fast["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-3)
+        assert fast["test_loss"] == pytest.approx(plain["test_loss"], rel=1e-2)
+        assert abs(fast["test_acc"] - plain["test_acc"]) <= 0.02

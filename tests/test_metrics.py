@@ -50,3 +50,14 @@ def test_metrics_log_appends_reads_back_and_ignores_a_torn_line(tmp_path):
     assert json.loads(log.path.read_text().splitlines()[0])["test_acc"] == 0.5
     assert [row["epoch"] for row in log.truncate(1)] == [1]
     assert log.path.read_text().count("\n") == 1
+
+
+def test_reliability_table_gives_per_bin_count_confidence_and_accuracy():
+    from mixup_bench.metrics import reliability_bins, reliability_table
+
+    probabilities = torch.tensor([[0.9, 0.05, 0.05], [0.9, 0.05, 0.05], [0.6, 0.3, 0.1]])
+    table = reliability_table(reliability_bins(probabilities, torch.tensor([0, 1, 0])))
+    assert table["bins"] == 15 and len(table["edges"]) == 16
+    assert table["count"][13] == 2 and table["count"][8] == 1 and sum(table["count"]) == 3
+    assert table["confidence"][13] == pytest.approx(0.9) and table["accuracy"][13] == 0.5
+    assert table["accuracy"][8] == 1.0 and table["accuracy"][0] is None

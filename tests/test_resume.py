@@ -210,3 +210,20 @@ def test_rerunning_a_sweep_skips_finished_runs_and_resumes_the_rest(data_root, t
 
 def test_user_errors_are_one_line():
     assert issubclass(OutputError, UserError)
+
+
+def test_a_downloaded_archive_with_the_wrong_checksum_is_refused(tmp_path, monkeypatch):
+    import torchvision.datasets.utils as utils
+
+    import mixup_bench.data as data
+
+    def fake_fetch(url, path, *args, **kwargs):
+        Path(path).write_bytes(b"this is not the CIFAR-10 archive")
+
+    monkeypatch.setattr(utils, "_get_redirect_url", lambda url, max_hops=3: url)
+    monkeypatch.setattr(utils, "_urlretrieve", fake_fetch)
+    with pytest.raises(UserError) as error:
+        data.ensure_cifar10(tmp_path / "root", download=True)
+    message = str(error.value)
+    assert "download from https://www.cs.toronto.edu" in message and "corrupted" in message
+    assert not (tmp_path / "root" / "cifar-10-batches-py").exists()

@@ -1,0 +1,194 @@
+"""The reporting half of `mixup-bench bench`: seconds per epoch, the ratios, and
+bench.json / bench.md."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+from .bench import EPOCH_IMAGES, TEST_IMAGES, Plan
+from .bench_measure import switch_aug
+
+
+def _find(records: list[dict[str, Any]], **keys: Any) -> dict[str, Any] | None:
+    return next((r for r in records if all(r.get(k) == v for k, v in keys.items())), None)
+
+
+def add_epoch_seconds(records: list[dict[str, Any]]) -> None:
+    """Seconds per 50,000-image epoch, and with evaluation of the 10,000 test images."""
+    for record in records:
+        if record["measure"] != "train":
+            continue
+        evaluation = _find(records, pipeline=record["pipeline"], config=record["config"],
+                           measure="eval")
+        record["train_seconds_per_epoch"] = EPOCH_IMAGES / record["images_per_s"]
+        record["eval_seconds_per_test_set"] = (TEST_IMAGES / evaluation["images_per_s"]
+                                               if evaluation else None)
+        record["seconds_per_epoch"] = record["train_seconds_per_epoch"] + (
+            record["eval_seconds_per_test_set"] or 0.0)
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    return numerator / denominator if numerator and denominator else None
+
+
+def summarise(records: list[dict[str, Any]], plan: Plan) -> dict[str, list[dict[str, Any]]]:
+    """The ratios bench.md shows: fast / classic, fast / each variant, mixing / none."""
+    summary: dict[str, list[dict[str, Any]]] = {"training": [], "pipeline": [], "switches": [],
+                                                "mixing_overhead": []}
+    for batch_size, aug in itertools.product(plan.batch_sizes, plan.augs):
+        for measure in ("train", "pipeline"):
+            fast = _find(records, pipeline="fast", config="fast", measure=measure,
+                         batch_size=batch_size, aug=aug) or {}
+            classic = _find(records, pipeline="classic", measure=measure,
+                            batch_size=batch_size, aug=aug) or {}
+            row = {"batch_size": batch_size, "aug": aug}
+            for key in ("images_per_s", "seconds_per_epoch", "peak_memory_bytes"):
+                if measure == "train" or key == "images_per_s":
+                    row[f"fast_{key}"], row[f"classic_{key}"] = fast.get(key), classic.get(key)
+            row["fast_over_classic"] = _ratio(fast.get("images_per_s"),
+                                              classic.get("images_per_s"))
+            summary["training" if measure == "train" else "pipeline"].append(row)
+    fast = _find(records, config="fast", measure="train", batch_size=plan.batch_sizes[0],
+                 aug=switch_aug(plan)) or {}
+    for record in records:
+        if record["measure"] == "train" and record["batch_size"] == plan.batch_sizes[0] \
+                and record["aug"] == switch_aug(plan) and record["pipeline"] == "fast":
+            summary["switches"].append({
+                "config": record["config"], "batch_size": record["batch_size"],
+                "aug": record["aug"], "images_per_s": record["images_per_s"],
+                "fast_over_this": _ratio(fast.get("images_per_s"), record["images_per_s"]),
+                "seconds_per_epoch": record["seconds_per_epoch"],
+                "eval_seconds_per_test_set": record["eval_seconds_per_test_set"],
+                "peak_memory_bytes": record["peak_memory_bytes"]})
+    for pipeline, batch_size, aug in itertools.product(("fast", "classic"), plan.batch_sizes,
+                                                       [a for a in plan.augs if a != "none"]):
+        keys = {"pipeline": pipeline, "measure": "train", "batch_size": batch_size}
+        if pipeline == "fast":
+            keys["config"] = "fast"
+        plain, mixed = _find(records, aug="none", **keys), _find(records, aug=aug, **keys)
+        if plain and mixed:
+            summary["mixing_overhead"].append({
+                "pipeline": pipeline, "batch_size": batch_size, "aug": aug,
+                "time_percent": 100 * (plain["images_per_s"] / mixed["images_per_s"] - 1),
+                "peak_memory_percent": 100 * (mixed["peak_memory_bytes"]
+                                              / plain["peak_memory_bytes"] - 1),
+                "peak_memory_above_start_percent": 100 * (
+                    _ratio(mixed["peak_memory_above_start_bytes"],
+                           plain["peak_memory_above_start_bytes"]) or float("nan")) - 100})
+    return summary
+
+
+def _format(value: Any, kind: str) -> str:
+    if value is None or value != value:  # missing, or NaN
+        return "-"
+    if kind == "rate" and abs(value) < 100:
+        return f"{value:.3g}"
+    formats = {"rate": "{:,.0f}", "seconds": "{:,.1f}", "ratio": "{:.2f}x", "percent": "{:+.1f}%"}
+    if kind == "bytes":
+        return f"{value / 2**20:,.0f}"
+    return formats[kind].format(value) if kind in formats else str(value)
+
+
+def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> str:
+    """A Markdown table; columns are (key, heading, format kind)."""
+    lines = ["| " + " | ".join(heading for _, heading, _ in columns) + " |",
+             "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(_format(row.get(key), kind) for key, _, kind in columns) + " |"
+              for row in rows]
+    return "\n".join(lines)
+
+
+def render(results: dict[str, Any]) -> str:
+    """bench.md: where and how it was measured, then the four tables."""
+    environment, settings, data = results["environment"], results["settings"], results["data"]
+    load = results["load_average"]
+    shared = load["before"][0] > 0.5 or load["after"][0] > load["cpu_count"]
+    data_line = (f"CIFAR-10 from {data['root']} ({data['train_images']:,} train / "
+                 f"{data['test_images']:,} test images, checksums {data['checksums']})"
+                 if data["source"] == "cifar10" else
+                 f"random uint8 images ({data['train_images']:,} train / {data['test_images']:,} "
+                 "test; throughput does not depend on pixel values)")
+    fast = results["fast"]
+    precision = "fp32 (no autocast)" if fast["precision"] == "fp32" else \
+        f"{fast['precision']} autocast"
+    lines = [
+        f"# mixup-bench bench: {environment['device_name']} ({environment['device']})", "",
+        f"- date: {results['date']}; command: `{results['command']}`",
+        f"- torch {environment['torch']}, torchvision {environment['torchvision']}, timm "
+        f"{environment['timm']}, CUDA {environment['cuda']}, cuDNN {environment['cudnn']}, "
+        f"Python {environment['python']}, {environment['cpu_threads']} CPU threads; "
+        f"git {environment['git_commit'] or 'unknown'}",
+        f"- data: {data_line}",
+        f"- steps per setting: {settings['warmup']} warm-up + {settings['steps']} timed "
+        f"(pipeline alone: {settings['pipeline_steps']}); evaluation: "
+        f"{settings['eval_batches']} batch(es) of {settings['eval_batch_size']}; classic "
+        f"DataLoader workers: {settings['workers']}",
+        f"- fast setting: {precision}, channels_last "
+        f"{'on' if fast['channels_last'] else 'off'}, torch.compile "
+        f"{'on' if fast['compile'] else 'off'}, cudnn.benchmark "
+        f"{'on' if fast['cudnn_benchmark'] else 'off'}; classic (classic.py): fp32, NCHW, "
+        "no compile, cudnn.benchmark on CUDA and loss.item() every step as the original "
+        "Mixup code; where the loader can be the bottleneck, warm-up empties the workers' "
+        "prefetch queue",
+        f"- memory: {results['memory_source']}",
+        f"- load average (1, 5, 15 min) before {', '.join(f'{x:.2f}' for x in load['before'])},"
+        f" after {', '.join(f'{x:.2f}' for x in load['after'])}, on {load['cpu_count']} CPUs"
+        + ("; the machine was shared with other work during the run" if shared else ""),
+    ]
+    if results["note"]:
+        lines.append(f"- note: {results['note']}")
+    if not results["complete"]:
+        lines.append("- **incomplete**: the run stopped before every setting was measured")
+    if results["errors"]:
+        lines += ["", "**Settings that failed:**", *[f"- {error}" for error in results["errors"]]]
+    summary = results["summary"]
+    memory = "peak MiB"
+    lines += [
+        "", "## Training: fast vs classic", "",
+        "Seconds per epoch: 50,000 training images plus evaluation of 10,000 test images. "
+        "The fast pipeline's peak includes the dataset it keeps on the device.", "",
+        _table(summary["training"], [
+            ("batch_size", "batch", ""), ("aug", "aug", ""),
+            ("fast_images_per_s", "fast img/s", "rate"),
+            ("classic_images_per_s", "classic img/s", "rate"),
+            ("fast_over_classic", "fast/classic", "ratio"),
+            ("fast_seconds_per_epoch", "fast s/epoch", "seconds"),
+            ("classic_seconds_per_epoch", "classic s/epoch", "seconds"),
+            ("fast_peak_memory_bytes", f"fast {memory}", "bytes"),
+            ("classic_peak_memory_bytes", f"classic {memory}", "bytes")]),
+        "", f"## Speed switches (batch {settings['batch_sizes'][0]}, {settings['switch_aug']}; "
+            "each row turns one switch of the fast setting the other way)", "",
+        _table(summary["switches"], [
+            ("config", "setting", ""), ("images_per_s", "img/s", "rate"),
+            ("fast_over_this", "fast/this", "ratio"),
+            ("seconds_per_epoch", "s/epoch", "seconds"),
+            ("eval_seconds_per_test_set", "eval s/10k", "seconds"),
+            ("peak_memory_bytes", memory, "bytes")]),
+        "", "## Data pipeline alone (crop, flip, normalise, mix; no model)", "",
+        _table(summary["pipeline"], [
+            ("batch_size", "batch", ""), ("aug", "aug", ""),
+            ("fast_images_per_s", "fast img/s", "rate"),
+            ("classic_images_per_s", "classic img/s", "rate"),
+            ("fast_over_classic", "fast/classic", "ratio")]),
+        "", "## Mixing overhead against aug none (training)", "",
+        "Time: extra time per image. Memory: the peak over the timed steps, whole and above "
+        "what was allocated when they began (model, optimizer state, data).", "",
+        _table(summary["mixing_overhead"], [
+            ("pipeline", "pipeline", ""), ("batch_size", "batch", ""), ("aug", "aug", ""),
+            ("time_percent", "time", "percent"), ("peak_memory_percent", "peak memory", "percent"),
+            ("peak_memory_above_start_percent", "peak above start", "percent")]),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_results(out: Path, results: dict[str, Any]) -> str:
+    """Write bench.json and bench.md; return the Markdown."""
+    from .metrics import write_json_atomic
+
+    markdown = render(results)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "bench.json", results)
+    (out / "bench.md").write_text(markdown)
+    return markdown
