@@ -13,15 +13,16 @@ DATA_ARGS     = data.root=$(DATA) $(if $(wildcard $(DATA)/.jpeg-copy),data.verif
 ARGS          ?=
 PYTEST_ARGS   ?=
 
-.PHONY: install test train smoke data data-quick reproduce reproduce-quick report lint clean help
+.PHONY: install test train smoke bench data data-quick reproduce reproduce-quick report lint clean help
 
 help:
 	@echo "make install   create $(VENV) and install mixup-bench with its test extras"
 	@echo "make test      install, then run the test suite"
 	@echo "make train     install, then: mixup-bench train aug=mixup alpha=0.2 (ARGS=... adds overrides)"
 	@echo "make smoke     install, then a 1-2 minute CPU run (experiment=smoke)"
+	@echo "make bench     mixup-bench bench (ARGS=\"--device cpu --quick\" on a CPU)"
 	@echo "make data      write CIFAR-10 into $(DATA)/ from $(SHARED_DATA) when there is no download"
-	@echo "make reproduce the whole study (GPU, ~70 runs of 200 epochs) -> $(STUDY), report in $(RESULTS)"
+	@echo "make reproduce the whole study (GPU, 42 runs of 200 epochs) -> $(STUDY), report in $(RESULTS)"
 	@echo "make reproduce-quick  the same pipeline scaled to minutes on a CPU -> $(QUICK_RESULTS)"
 
 $(VENV)/.installed: pyproject.toml
@@ -47,6 +48,9 @@ train: install data
 
 smoke: install data
 	$(MB) train experiment=smoke $(DATA_ARGS) $(ARGS)
+
+bench: install
+	$(MB) bench $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check mixup_bench tests scripts

@@ -12,19 +12,9 @@ import torch
 from mixup_bench.data import DeviceLoader, Split
 from mixup_bench.mixing import box_from_centre, box_lambda, build_mixer, one_hot
 
+from .test_mixing_variants import ks_critical, ks_distance
+
 COUNT = 20000
-
-
-def ks_distance(ours: list[float], reference: np.ndarray) -> float:
-    ours, theirs = np.sort(np.asarray(ours, dtype=float)), np.sort(reference)
-    grid = np.concatenate([ours, theirs])
-    first = np.searchsorted(ours, grid, side="right") / len(ours)
-    second = np.searchsorted(theirs, grid, side="right") / len(theirs)
-    return float(np.abs(first - second).max())
-
-
-def ks_critical(n: int, m: int) -> float:
-    return 1.95 * math.sqrt((n + m) / (n * m))
 
 
 def constant_split(count=50, num_classes=10, size=8):

@@ -32,8 +32,8 @@ from mixup_bench.mixing_variants import alpha_at, boxes_from_centres, sample_lam
 COUNT = 20000
 
 
-def ks_distance(ours: torch.Tensor, reference: np.ndarray) -> float:
-    ours, theirs = np.sort(ours.double().numpy()), np.sort(reference)
+def ks_distance(ours: torch.Tensor | list[float], reference: np.ndarray) -> float:
+    ours, theirs = np.sort(torch.as_tensor(ours).double().numpy()), np.sort(reference)
     grid = np.concatenate([ours, theirs])
     first = np.searchsorted(ours, grid, side="right") / len(ours)
     second = np.searchsorted(theirs, grid, side="right") / len(theirs)

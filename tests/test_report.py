@@ -398,18 +398,18 @@ def test_packaged_claims_load_and_bad_claims_are_refused() -> None:
 
 def test_report_never_imports_torch(tmp_path: Path) -> None:
     write_pairs(tmp_path, [0.90, 0.91], [0.93, 0.94])
-    script = (
-        "import sys\n"
-        "from mixup_bench.report import main\n"
-        f"assert main([{str(tmp_path)!r}]) == 0\n"
-        "assert 'torch' not in sys.modules, 'report imported torch'\n"
-    )
-    completed = subprocess.run(
-        [sys.executable, "-c", script],
-        check=False,
-        cwd=REPOSITORY,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    report_in_fresh_python(tmp_path)
+
+
+def report_in_fresh_python(directory: Path, *checks: str) -> None:
+    """Run the report on `directory` in a new interpreter; torch must never be imported."""
+    script = "\n".join([
+        "import sys",
+        "from mixup_bench.report import main",
+        f"assert main([{str(directory)!r}]) == 0",
+        *checks,
+        "assert 'torch' not in sys.modules, 'report imported torch'",
+    ])
+    completed = subprocess.run([sys.executable, "-c", script], check=False, cwd=REPOSITORY,
+                               capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr

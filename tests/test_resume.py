@@ -227,3 +227,27 @@ def test_a_downloaded_archive_with_the_wrong_checksum_is_refused(tmp_path, monke
     message = str(error.value)
     assert "download from https://www.cs.toronto.edu" in message and "corrupted" in message
     assert not (tmp_path / "root" / "cifar-10-batches-py").exists()
+
+
+def test_sigusr2_is_caught_and_handed_on_to_the_previous_handler():
+    """submitit installs its SIGUSR2 handler (checkpoint and requeue) before the job runs;
+    ours only sets a flag, and after the checkpoint the run calls submitit's handler."""
+    from mixup_bench.safety import PreemptionWatch
+
+    calls = []
+
+    def submitit_handler(number, frame):
+        calls.append(number)
+
+    previous = signal.signal(signal.SIGUSR2, submitit_handler)
+    try:
+        with PreemptionWatch() as watch:
+            assert not watch.requested()
+            os.kill(os.getpid(), signal.SIGUSR2)
+            time.sleep(0.05)
+            assert watch.requested() and calls == []  # the run goes on to its checkpoint
+        watch.pass_on()
+        assert calls == [signal.SIGUSR2]
+        assert signal.getsignal(signal.SIGUSR2) is submitit_handler  # restored
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
