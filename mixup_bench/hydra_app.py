@@ -104,9 +104,7 @@ def _record_failure(run_dir: Path, cfg: DictConfig, message: str) -> None:
 
     path = run_dir / "summary.json"
     try:
-        import json
-
-        if path.is_file() and json.loads(path.read_text()).get("status") not in ("running", None):
+        if (_read_summary(run_dir) or {}).get("status") not in ("running", None):
             return
         try:
             config = OmegaConf.to_container(cfg, resolve=True)

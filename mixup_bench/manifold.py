@@ -73,8 +73,9 @@ class ManifoldMixup(MixingBase):
             batch = blend(images, targets, images[partner], targets[partner], weight)
             batch.method = "manifold_mixup:0"
             return batch
-        mixed = blend(targets, targets, targets[partner], targets[partner], weight)
-        return MixedBatch(images, mixed.targets, mixed.lam, mixed.lams,
-                          f"manifold_mixup:{layer}",
+        rows = weight if isinstance(weight, float) else weight.to(targets).view(-1, 1)
+        mixed_targets = targets * rows + targets[partner] * (1.0 - rows)
+        return MixedBatch(images, mixed_targets, float(lam.mean()),
+                          lam if lam.dim() else None, f"manifold_mixup:{layer}",
                           forward_context=lambda model: mix_after_stage(model, layer, partner,
                                                                         weight))

@@ -94,7 +94,7 @@ def train_one_epoch(model, loader: DeviceLoader, mixer: Mixer, mix_generator: to
         seen += labels.shape[0]
         if progress is not None:
             progress.update(1)
-    bad_step = int(first_bad_step)  # the epoch's only host synchronisation
+    bad_step = int(first_bad_step)  # host synchronisation: once per epoch, after the loop
     if bad_step >= 0:
         raise Diverged(f"non-finite training loss at step {bad_step}")
     return {"train_loss": float(loss_sum) / max(seen, 1),

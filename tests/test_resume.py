@@ -202,14 +202,12 @@ def test_rerunning_a_sweep_skips_finished_runs_and_resumes_the_rest(data_root, t
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr[-3000:]
     assert finished.read_bytes() == finished_bytes  # skipped
-    assert json.loads(unfinished.read_text())["status"] == "finished"
+    resumed = json.loads(unfinished.read_text())
+    assert resumed["status"] == "finished" and resumed["resumed_from_epoch"] == 2
     assert state["epoch"] == 2
     assert len((unfinished.parent / "metrics.jsonl").read_text().splitlines()) == \
         len(metrics_before)
 
-
-def test_user_errors_are_one_line():
-    assert issubclass(OutputError, UserError)
 
 
 def test_a_downloaded_archive_with_the_wrong_checksum_is_refused(tmp_path, monkeypatch):
