@@ -13,14 +13,15 @@ DATA_ARGS     = data.root=$(DATA) $(if $(wildcard $(DATA)/.jpeg-copy),data.verif
 ARGS          ?=
 PYTEST_ARGS   ?=
 
-.PHONY: install test train smoke bench data data-quick reproduce reproduce-quick report lint clean help
+.PHONY: install test train smoke bench gpu-check-dry data data-quick reproduce reproduce-quick report lint clean help
 
 help:
 	@echo "make install   create $(VENV) and install mixup-bench with its test extras"
 	@echo "make test      install, then run the test suite"
 	@echo "make train     install, then: mixup-bench train aug=mixup alpha=0.2 (ARGS=... adds overrides)"
 	@echo "make smoke     install, then a 1-2 minute CPU run (experiment=smoke)"
-	@echo "make bench     mixup-bench bench (ARGS=\"--device cpu --quick\" on a CPU)"
+	@echo "make bench     mixup-bench bench (ARGS=\"--device cpu --quick\" on a CPU; --profile: where a step's time goes)"
+	@echo "make gpu-check-dry  scripts/gpu_check.sh end to end on this CPU at tiny sizes (about 2 minutes)"
 	@echo "make data      write CIFAR-10 into $(DATA)/ from $(SHARED_DATA) when there is no download"
 	@echo "make reproduce the whole study (GPU, 42 runs of 200 epochs) -> $(STUDY), report in $(RESULTS)"
 	@echo "make reproduce-quick  the same pipeline scaled to minutes on a CPU -> $(QUICK_RESULTS)"
@@ -51,6 +52,11 @@ smoke: install data
 
 bench: install
 	$(MB) bench $(ARGS)
+
+# The GPU script's every step on the CPU: wheels and data prepared first, as for the device.
+gpu-check-dry: install
+	PYTHON=$(PY) bash scripts/prepare_device.sh
+	GPU_CHECK_DRY_RUN=1 PYTHON=$(PY) bash scripts/gpu_check.sh
 
 lint: install
 	$(VENV)/bin/ruff check mixup_bench tests scripts

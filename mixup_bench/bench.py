@@ -65,6 +65,8 @@ class Switches:
     channels_last: bool
     compile: bool
     cudnn_benchmark: bool
+    optimizer_step: str = "foreach"  # SGD kernels: foreach, fused or loop
+    compile_mode: str = "default"  # torch.compile's mode, when compile is on
 
     def label(self, fast: Switches) -> str:
         """'fast', or how this setting differs from the fast one."""
@@ -73,6 +75,12 @@ class Switches:
             if getattr(self, name) != getattr(fast, name):
                 on = "on" if getattr(self, name) else "off"
                 changes.append(f"{name.replace('cudnn_', 'cudnn.')} {on}")
+        if self.compile and self.compile_mode != "default":
+            changes = [c for c in changes if c != "compile on"]
+            if (fast.compile, fast.compile_mode) != (True, self.compile_mode):
+                changes.append(f"compile {self.compile_mode}")
+        if self.optimizer_step != fast.optimizer_step:
+            changes.append(f"optimizer {self.optimizer_step}")
         return ", ".join(changes) or "fast"
 
 
@@ -93,6 +101,7 @@ class Plan:
     data_root: Path | None
     out: Path
     note: str | None
+    profile: bool = False  # profile steps instead of timing them (bench_profile)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -126,7 +135,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, help="classic DataLoader workers "
                         "(default: min(8, CPU count))")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction,
-                        help="torch.compile in the fast setting (default: on CUDA only)")
+                        help="torch.compile in the fast setting (default: as the trainer, off; "
+                             "on CUDA the variants measure it either way)")
+    parser.add_argument("--profile", action="store_true",
+                        help="instead of the timings, profile training steps of the fast "
+                             "setting at each batch size (torch.profiler) into OUT/profile.md")
     parser.add_argument("--quick", action="store_true", help="few steps per setting")
     parser.add_argument("--dry-run", action="store_true",
                         help="every code path, one step each, tiny batches")
@@ -163,7 +176,7 @@ def resolve_plan(args: argparse.Namespace) -> Plan:
                 eval_batch_size=pick(args.eval_batch_size, eval_batch_size),
                 eval_batches=pick(args.eval_batches, eval_batches),
                 workers=pick(args.workers, min(8, os.cpu_count() or 1)),
-                compile=pick(args.compile, device.type == "cuda"), mode=mode,
+                compile=pick(args.compile, False), mode=mode, profile=args.profile,
                 data_root=args.data_root, out=args.out or Path("results/perf") / device.type,
                 note=args.note)
 
@@ -215,7 +228,10 @@ def measure_all(plan: Plan, train, test, defaults: dict[str, Any], memory: PeakM
                 records += _measure_classic(plan, train, test, defaults, memory)
             else:
                 on_device = on_device or (train.to(plan.device), test.to(plan.device))
-                records += measure_switches(plan, switches, fast, *on_device, defaults, memory)
+                for record in measure_switches(plan, switches, fast, *on_device, defaults,
+                                               memory):
+                    records.append(record)
+                    save(records)  # a compiling setting cut short keeps its first sizes
         except Exception as error:  # noqa: BLE001 - one broken setting must not lose the rest
             errors.append(f"{label}: {type(error).__name__}: {error}")
             log(f"{label}: FAILED: {type(error).__name__}: {error}")
@@ -288,6 +304,12 @@ def main(argv: list[str]) -> int:
     try:
         plan = resolve_plan(parse_args(argv))
         command = " ".join(["mixup-bench", "bench", *map(shlex.quote, argv)])
+        if plan.profile:
+            from .bench_profile import run_profile, write_profile
+
+            print(write_profile(plan.out, run_profile(plan, command)))
+            log(f"wrote {plan.out / 'profile.md'} and {plan.out / 'profile.json'}")
+            return 0
         results = run(plan, command)
     except BenchError as error:
         print(f"mixup-bench: error: {error}", file=sys.stderr)

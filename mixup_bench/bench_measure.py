@@ -7,12 +7,12 @@ import gc
 import itertools
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 from .bench import AUGS, SYNTHETIC_SIZES, BenchError, Plan, Switches, log, pipeline_steps
 
@@ -136,14 +136,20 @@ def synchronize(device) -> None:
 
 def timed(device, memory: PeakMemory, warmup: Callable[[], Any],
           work: Callable[[], Any]) -> dict[str, float]:
-    """Run warmup, then time work; the memory peak covers work only."""
+    """Run warmup, then time work; the memory peak covers work only.
+
+    warmup_seconds is kept too: for a compiled setting it holds the compilation.
+    """
+    start = time.perf_counter()
     warmup()
     synchronize(device)
+    warmup_seconds = time.perf_counter() - start
     memory.reset()
     start = time.perf_counter()
     work()
     synchronize(device)
-    return {"seconds": time.perf_counter() - start, **memory.read()}
+    return {"seconds": time.perf_counter() - start, "warmup_seconds": warmup_seconds,
+            **memory.read()}
 
 
 def free_memory(device) -> None:
@@ -176,7 +182,8 @@ class StepLoader:
 
 
 def fast_switches(device, compile_model: bool) -> Switches:
-    """Every switch on, with the precision the trainer's `auto` picks on this machine."""
+    """The trainer's defaults on this device (conf/trainer/default.yaml: precision and
+    channels_last `auto`, foreach SGD, cudnn.benchmark on CUDA), compiled if asked."""
     from .runtime import resolve_runtime
 
     runtime = resolve_runtime(str(device), "auto", "auto")
@@ -185,14 +192,20 @@ def fast_switches(device, compile_model: bool) -> Switches:
 
 
 def variants(fast: Switches, device) -> list[Switches]:
-    """The fast setting with one switch turned the other way, for each switch in play;
-    those that need no new compilation first."""
+    """The fast setting with one switch turned the other way, for each switch in play,
+    cheapest first: those that compile (CUDA only, where compilation is measured) last."""
     settings = [replace(fast, cudnn_benchmark=False)] if device.type == "cuda" else []
+    other_precision = "fp32" if fast.precision != "fp32" else "bf16"
+    settings += [replace(fast, optimizer_step="fused"),
+                 replace(fast, channels_last=not fast.channels_last),
+                 replace(fast, precision=other_precision)]
     if fast.compile:
         settings.append(replace(fast, compile=False))
-    other_precision = "fp32" if fast.precision != "fp32" else "bf16"
-    return settings + [replace(fast, channels_last=not fast.channels_last),
-                       replace(fast, precision=other_precision)]
+    elif device.type == "cuda":
+        settings.append(replace(fast, compile=True))
+    if device.type == "cuda":  # CUDA graphs through torch.compile
+        settings.append(replace(fast, compile=True, compile_mode="reduce-overhead"))
+    return settings
 
 
 def _record(base: dict[str, Any], measure: str, batch_size: int | None, aug: str | None,
@@ -203,12 +216,13 @@ def _record(base: dict[str, Any], measure: str, batch_size: int | None, aug: str
 
 
 def _train_steps(network, loader, mixer, mix_generator, optimizer, scaler, runtime,
-                 steps: int) -> None:
+                 steps: int, section=None) -> None:
     from .train import Diverged, train_one_epoch
 
+    extra = {} if section is None else {"section": section}
     try:
         train_one_epoch(network, StepLoader(loader, steps), mixer, mix_generator, optimizer,
-                        scaler, runtime)
+                        scaler, runtime, **extra)
     except Diverged:  # random labels at lr 0.1 may blow up; the timing still stands
         pass
 
@@ -223,54 +237,97 @@ def switch_aug(plan: Plan) -> str:
     return "mixup" if "mixup" in plan.augs else plan.augs[0]
 
 
-def measure_switches(plan: Plan, switches: Switches, fast: Switches, train, test,
-                     defaults: dict[str, Any], memory: PeakMemory) -> list[dict[str, Any]]:
-    """Train (and, for the fast setting, the pipeline alone) at each batch size and aug,
-    then evaluate. Variants run only at the first batch size with `switch_aug`."""
+class Trainee(NamedTuple):
+    """What a setting of the switches trains with: the trainer's own pieces."""
+
+    runtime: Any  # Runtime
+    model: Any  # the plain module
+    network: Any  # the module, or its compiled wrapper
+    optimizer: Any
+    scaler: Any
+
+
+def build_trainee(plan: Plan, switches: Switches, defaults: dict[str, Any]) -> Trainee:
+    """ResNet-18, the trainer's SGD and grad scaler, set up as `switches` say."""
     import torch
 
-    from .data import CIFAR10_MEAN, CIFAR10_STD, DeviceLoader, Split
-    from .mixing import build_mixer
     from .models import build_model
     from .runtime import Runtime
-    from .train import build_optimizer, evaluate
+    from .train import build_optimizer, compile_network, uses_cuda_graphs
 
-    label = switches.label(fast)
-    runtime = Runtime(plan.device, switches.precision, switches.channels_last)
-    batch_sizes, augs = plan.batch_sizes, plan.augs
-    if label != "fast":
-        batch_sizes, augs = batch_sizes[:1], [switch_aug(plan)]
+    graphs = uses_cuda_graphs(Runtime(plan.device, "fp32", False), switches.compile,
+                              switches.compile_mode)
+    runtime = Runtime(plan.device, switches.precision, switches.channels_last,
+                      cuda_graphs=graphs)
     torch.backends.cudnn.benchmark = switches.cudnn_benchmark
     torch.manual_seed(0)
     model = build_model("resnet18", 10).to(plan.device)
     if switches.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optim = SimpleNamespace(optim=SimpleNamespace(**defaults["optim"]))
-    optimizer = build_optimizer(model, optim, plan.device)  # the trainer's SGD
+    optimizer = build_optimizer(model, optim, plan.device, switches.optimizer_step)
     # Static shapes: each batch size gets its own graph, as a fixed-batch trainer would.
-    network = torch.compile(model, dynamic=False) if switches.compile else model
+    network = (compile_network(model, True, switches.compile_mode, dynamic=False)
+               if switches.compile else model)
     scaler = torch.amp.GradScaler(plan.device.type, enabled=switches.precision == "fp16")
+    return Trainee(runtime, model, network, optimizer, scaler)
+
+
+def training_steps(trainee: Trainee, train, batch_size: int, aug: str,
+                   defaults: dict[str, Any], section=None) -> tuple[Any, Any, Callable]:
+    """(loader, mixer, steps): steps(n) trains n steps of batch_size with aug."""
+    import torch
+
+    from .data import CIFAR10_MEAN, CIFAR10_STD, DeviceLoader
+
+    device = trainee.runtime.device
+    loader = DeviceLoader(train, batch_size, train=True, mean=CIFAR10_MEAN, std=CIFAR10_STD,
+                          generator=torch.Generator(device).manual_seed(0),
+                          channels_last=trainee.runtime.channels_last)
+    mixer = build_mixer_for(aug, defaults)
+    mixer.bind(loader)
+    steps = partial(_train_steps, trainee.network, loader, mixer,
+                    torch.Generator().manual_seed(1), trainee.optimizer, trainee.scaler,
+                    trainee.runtime, section=section)
+    return loader, mixer, steps
+
+
+def build_mixer_for(aug: str, defaults: dict[str, Any]):
+    from .mixing import build_mixer
+
+    return build_mixer(aug, 10, defaults["alpha"][aug], **defaults["aug_options"][aug])
+
+
+def measure_switches(plan: Plan, switches: Switches, fast: Switches, train, test,
+                     defaults: dict[str, Any], memory: PeakMemory) -> Iterator[dict[str, Any]]:
+    """Train (and, for the fast setting, the pipeline alone) at each batch size and aug,
+    then evaluate; yields each record as it is measured. Variants train with `switch_aug`
+    only, and compiled variants skip the evaluation (its own compilation)."""
+    import torch
+
+    from .data import CIFAR10_MEAN, CIFAR10_STD, DeviceLoader, Split
+    from .train import evaluate
+
+    label = switches.label(fast)
+    augs = plan.augs if label == "fast" else [switch_aug(plan)]
+    trainee = build_trainee(plan, switches, defaults)
     base = {"pipeline": "fast", "config": label, "switches": asdict(switches)}
-    records = []
-    for batch_size, aug in itertools.product(batch_sizes, augs):
-        loader = DeviceLoader(train, batch_size, train=True, mean=CIFAR10_MEAN, std=CIFAR10_STD,
-                              generator=torch.Generator(plan.device).manual_seed(0),
-                              channels_last=switches.channels_last)
-        mixer = build_mixer(aug, 10, defaults["alpha"][aug], **defaults["aug_options"][aug])
-        mixer.bind(loader)
-        steps = partial(_train_steps, network, loader, mixer, torch.Generator().manual_seed(1),
-                        optimizer, scaler, runtime)
+    for batch_size, aug in itertools.product(plan.batch_sizes, augs):
+        loader, mixer, steps = training_steps(trainee, train, batch_size, aug, defaults)
         result = timed(plan.device, memory, partial(steps, plan.warmup),
                        partial(steps, plan.steps))
-        records.append(_record(base, "train", batch_size, aug, plan.warmup, plan.steps,
-                               plan.steps * loader.batch_size, result))
-        log(f"{label}: train batch {batch_size} {aug}: {records[-1]['images_per_s']:,.1f} img/s")
+        record = _record(base, "train", batch_size, aug, plan.warmup, plan.steps,
+                         plan.steps * loader.batch_size, result)
+        log(f"{label}: train batch {batch_size} {aug}: {record['images_per_s']:,.1f} img/s")
+        yield record
         if label == "fast":
             steps = partial(_pipeline_steps, loader, mixer, torch.Generator().manual_seed(1))
             count = pipeline_steps(plan)
             result = timed(plan.device, memory, partial(steps, plan.warmup), partial(steps, count))
-            records.append(_record(base, "pipeline", batch_size, aug, plan.warmup, count,
-                                   count * loader.batch_size, result))
+            yield _record(base, "pipeline", batch_size, aug, plan.warmup, count,
+                          count * loader.batch_size, result)
+    if switches.compile and label != "fast":
+        return
 
     def test_loader(count: int) -> DeviceLoader:
         return DeviceLoader(Split(test.images[:count], test.labels[:count]),
@@ -278,9 +335,9 @@ def measure_switches(plan: Plan, switches: Switches, fast: Switches, train, test
                             std=CIFAR10_STD, channels_last=switches.channels_last)
 
     count = min(len(test), plan.eval_batch_size * plan.eval_batches)
+    network, runtime = trainee.network, trainee.runtime
     result = timed(plan.device, memory,
                    partial(evaluate, network, test_loader(min(plan.eval_batch_size, count)),
                            runtime), partial(evaluate, network, test_loader(count), runtime))
     batches = -(-count // plan.eval_batch_size)
-    records.append(_record(base, "eval", plan.eval_batch_size, None, 1, batches, count, result))
-    return records
+    yield _record(base, "eval", plan.eval_batch_size, None, 1, batches, count, result)

@@ -25,8 +25,9 @@ def add_epoch_seconds(records: list[dict[str, Any]]) -> None:
         record["train_seconds_per_epoch"] = EPOCH_IMAGES / record["images_per_s"]
         record["eval_seconds_per_test_set"] = (TEST_IMAGES / evaluation["images_per_s"]
                                                if evaluation else None)
-        record["seconds_per_epoch"] = record["train_seconds_per_epoch"] + (
-            record["eval_seconds_per_test_set"] or 0.0)
+        record["seconds_per_epoch"] = (  # unknown where the setting skipped evaluation
+            record["train_seconds_per_epoch"] + record["eval_seconds_per_test_set"]
+            if evaluation else None)
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -50,18 +51,19 @@ def summarise(records: list[dict[str, Any]], plan: Plan) -> dict[str, list[dict[
             row["fast_over_classic"] = _ratio(fast.get("images_per_s"),
                                               classic.get("images_per_s"))
             summary["training" if measure == "train" else "pipeline"].append(row)
-    fast = _find(records, config="fast", measure="train", batch_size=plan.batch_sizes[0],
-                 aug=switch_aug(plan)) or {}
-    for record in records:
-        if record["measure"] == "train" and record["batch_size"] == plan.batch_sizes[0] \
-                and record["aug"] == switch_aug(plan) and record["pipeline"] == "fast":
-            summary["switches"].append({
-                "config": record["config"], "batch_size": record["batch_size"],
-                "aug": record["aug"], "images_per_s": record["images_per_s"],
-                "fast_over_this": _ratio(fast.get("images_per_s"), record["images_per_s"]),
-                "seconds_per_epoch": record["seconds_per_epoch"],
-                "eval_seconds_per_test_set": record["eval_seconds_per_test_set"],
-                "peak_memory_bytes": record["peak_memory_bytes"]})
+    switched = [r for r in records if r["measure"] == "train" and r["pipeline"] == "fast"
+                and r["aug"] == switch_aug(plan)]
+    for record in sorted(switched, key=lambda r: plan.batch_sizes.index(r["batch_size"])):
+        fast = _find(records, config="fast", measure="train", batch_size=record["batch_size"],
+                     aug=record["aug"]) or {}
+        summary["switches"].append({
+            "config": record["config"], "batch_size": record["batch_size"],
+            "aug": record["aug"], "images_per_s": record["images_per_s"],
+            "fast_over_this": _ratio(fast.get("images_per_s"), record["images_per_s"]),
+            "seconds_per_epoch": record["seconds_per_epoch"],
+            "eval_seconds_per_test_set": record["eval_seconds_per_test_set"],
+            "warmup_seconds": record.get("warmup_seconds"),
+            "peak_memory_bytes": record["peak_memory_bytes"]})
     for pipeline, batch_size, aug in itertools.product(("fast", "classic"), plan.batch_sizes,
                                                        [a for a in plan.augs if a != "none"]):
         keys = {"pipeline": pipeline, "measure": "train", "batch_size": batch_size}
@@ -158,13 +160,17 @@ def render(results: dict[str, Any]) -> str:
             ("classic_seconds_per_epoch", "classic s/epoch", "seconds"),
             ("fast_peak_memory_bytes", f"fast {memory}", "bytes"),
             ("classic_peak_memory_bytes", f"classic {memory}", "bytes")]),
-        "", f"## Speed switches (batch {settings['batch_sizes'][0]}, {settings['switch_aug']}; "
-            "each row turns one switch of the fast setting the other way)", "",
+        "", f"## Speed switches ({settings['switch_aug']}; each row turns one switch of the "
+            "fast setting the other way)", "",
+        "Compiled settings skip the evaluation (it would compile again). img/s is measured "
+        "after the warm-up steps; their time (compilation, cuDNN's search) is shown apart.", "",
         _table(summary["switches"], [
-            ("config", "setting", ""), ("images_per_s", "img/s", "rate"),
+            ("batch_size", "batch", ""), ("config", "setting", ""),
+            ("images_per_s", "img/s", "rate"),
             ("fast_over_this", "fast/this", "ratio"),
             ("seconds_per_epoch", "s/epoch", "seconds"),
             ("eval_seconds_per_test_set", "eval s/10k", "seconds"),
+            ("warmup_seconds", "warm-up s", "seconds"),
             ("peak_memory_bytes", memory, "bytes")]),
         "", "## Data pipeline alone (crop, flip, normalise, mix; no model)", "",
         _table(summary["pipeline"], [

@@ -22,6 +22,8 @@ class Runtime:
     precision: str  # fp32, bf16 or fp16
     channels_last: bool
     lease: Any = field(default=None, compare=False)  # the GPU lock held for this run
+    # torch.compile replays CUDA graphs: each step must tell it where a new one begins
+    cuda_graphs: bool = False
 
     def release(self) -> None:
         if self.lease is not None:

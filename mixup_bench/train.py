@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import nullcontext
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -44,11 +45,55 @@ def _format_seconds(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
 
 
-def build_optimizer(model: torch.nn.Module, cfg: DictConfig, device: torch.device):
-    """SGD with momentum; foreach kernels (one launch for all parameters) on every device."""
+def build_optimizer(model: torch.nn.Module, cfg: DictConfig, device: torch.device,
+                    step: str = "foreach"):
+    """SGD with momentum; `step` picks its kernels (trainer.optimizer_step).
+
+    foreach: one launch per operation over all parameters; fused: one kernel
+    for the whole update; loop: a Python loop over parameters (the reference).
+    """
+    kernels = {"foreach": {"foreach": True}, "fused": {"fused": True},
+               "loop": {"foreach": False}}[step]
     return torch.optim.SGD(model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                            weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov,
-                           foreach=True)
+                           **kernels)
+
+
+def compile_network(model: torch.nn.Module, enabled: bool, mode: str = "default",
+                    dynamic: bool | None = None):
+    """torch.compile(model) when enabled, else the model itself.
+
+    Checkpoints hold the plain module's weights; the compiled wrapper only runs
+    them. `mode` is torch.compile's: reduce-overhead and max-autotune also
+    capture CUDA graphs (see Runtime.cuda_graphs).
+    """
+    if not enabled:
+        return model
+    return torch.compile(model, mode=None if mode == "default" else mode, dynamic=dynamic)
+
+
+def uses_cuda_graphs(runtime: Runtime, enabled: bool, mode: str) -> bool:
+    """Whether torch.compile in `mode` replays CUDA graphs on this device."""
+    return enabled and runtime.device.type == "cuda" and mode in ("reduce-overhead",
+                                                                  "max-autotune")
+
+
+def _no_section(name: str) -> nullcontext:
+    return _NULL
+
+
+_NULL = nullcontext()
+
+
+def _batches(loader, section):
+    """The loader's batches, each fetch inside section("batch") (a profiler range)."""
+    iterator = iter(loader)
+    while True:
+        with section("batch"):
+            item = next(iterator, None)
+        if item is None:
+            return
+        yield item
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: DictConfig):
@@ -61,11 +106,13 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: DictConfig):
 
 def train_one_epoch(model, loader: DeviceLoader, mixer: Mixer, mix_generator: torch.Generator,
                     optimizer, scaler, runtime: Runtime, progress=None,
-                    stop=None) -> dict[str, float]:
+                    stop=None, section=_no_section) -> dict[str, float]:
     """One pass over the training batches; metrics stay on the device until the end.
 
     `stop()` is polled between steps (a Python flag, no device sync); when it
-    says so the epoch ends early with Preempted.
+    says so the epoch ends early with Preempted. `section(name)` wraps each
+    phase of the step; `mixup-bench bench --profile` passes the profiler's
+    record_function, training passes a shared no-op context.
     """
     model.train()
     device = runtime.device
@@ -73,24 +120,30 @@ def train_one_epoch(model, loader: DeviceLoader, mixer: Mixer, mix_generator: to
     correct = torch.zeros((), device=device)
     first_bad_step = torch.full((), -1, device=device, dtype=torch.long)
     seen = 0
-    for step, (images, labels) in enumerate(loader):
+    for step, (images, labels) in enumerate(_batches(loader, section)):
         if stop is not None and stop():
             raise Preempted(f"stopped by a signal at step {step + 1}")
-        batch = mixer(images, labels, mix_generator)
+        if runtime.cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        with section("mix"):
+            batch = mixer(images, labels, mix_generator)
         inside = batch.forward_context(model) if batch.forward_context else nullcontext()
-        with runtime.autocast(), inside:
+        with section("forward"), runtime.autocast(), inside:
             logits = model(batch.images)
-        loss = soft_target_cross_entropy(logits, batch.targets)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        loss = loss.detach()
-        bad = ~torch.isfinite(loss) & (first_bad_step < 0)
-        first_bad_step = torch.where(bad, step + 1, first_bad_step)
-        loss_sum += loss * labels.shape[0]
-        # Accuracy against the dominant label of each (mixed) target.
-        correct += (logits.detach().argmax(1) == batch.targets.argmax(1)).sum()
+        with section("backward"):
+            loss = soft_target_cross_entropy(logits, batch.targets)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+        with section("optimizer"):
+            scaler.step(optimizer)
+            scaler.update()
+        with section("metrics"):
+            loss = loss.detach()
+            bad = ~torch.isfinite(loss) & (first_bad_step < 0)
+            first_bad_step = torch.where(bad, step + 1, first_bad_step)
+            loss_sum += loss * labels.shape[0]
+            # Accuracy against the dominant label of each (mixed) target.
+            correct += (logits.detach().argmax(1) == batch.targets.argmax(1)).sum()
         seen += labels.shape[0]
         if progress is not None:
             progress.update(1)
@@ -113,6 +166,8 @@ def evaluate(model, loader: DeviceLoader, runtime: Runtime,
     correct = torch.zeros((), device=runtime.device)
     probabilities, labels_all = [], []
     for images, labels in loader:
+        if runtime.cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()
         with runtime.autocast():
             logits = model(images)
         logits = logits.float()
@@ -227,9 +282,10 @@ def _run_locked(cfg: DictConfig, run_dir: Path, runtime: Runtime, overrides: lis
     model = build_model(cfg.model.name, dataset.num_classes, cfg.model.dropout).to(device)
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(model, cfg, device)
-    # Checkpoints hold the plain module's weights; the compiled wrapper only runs them.
-    network = torch.compile(model) if cfg.trainer.compile else model
+    optimizer = build_optimizer(model, cfg, device, cfg.trainer.optimizer_step)
+    network = compile_network(model, cfg.trainer.compile, cfg.trainer.compile_mode)
+    runtime = replace(runtime, cuda_graphs=uses_cuda_graphs(runtime, cfg.trainer.compile,
+                                                            cfg.trainer.compile_mode))
     scheduler = build_scheduler(optimizer, cfg)
     scaler = torch.amp.GradScaler(device.type, enabled=runtime.precision == "fp16")
     aug_options = {key: value for key, value in config["aug"].items() if key != "name"}
@@ -286,7 +342,8 @@ def _run_locked(cfg: DictConfig, run_dir: Path, runtime: Runtime, overrides: lis
             row = {"epoch": epoch, "train_loss": train["train_loss"],
                    "train_acc": train["train_acc"], **test, "lr": lr,
                    "seconds": time.perf_counter() - epoch_start,
-                   "images_per_s": train["images"] / train_seconds}
+                   "images_per_s": train["images"] / train_seconds,
+                   "elapsed_seconds": time.perf_counter() - started}
             _save_epoch(checkpoint_path, metrics, row, {
                 "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),

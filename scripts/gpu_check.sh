@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
-# The whole GPU check, in one call on a bare GPU machine, in about 8 minutes:
+# The whole GPU check, in one call on a bare GPU machine, in at most about 8 minutes:
 #   1. nvidia-smi, versions
 #   2. hydra-core / omegaconf / antlr wheels from .whl/ into $WORK/site
 #   3. CIFAR-10 from .data/cifar10-jpeg.tar.xz into $WORK/cifar (JPEG copy: data.verify=false)
-#   4. a short real training run: mixup-bench train aug=mixup, 3 epochs, whole training set
-#   5. mixup-bench bench --device cuda (its bench.json / bench.md are rewritten after each
-#      setting, so a run cut short by BENCH_SECONDS still leaves what it measured)
+#   4. mixup-bench bench: fast vs classic, every speed switch, mixing overhead (bench.json and
+#      bench.md are rewritten after each measurement, so a cut-off run keeps what it measured)
+#   5. mixup-bench bench --profile: where a step's time goes at batch 128 and 512
+#   6. the Mixup paper's recipe (experiment=paper: 200 epochs, batch 128), stopped by SIGTERM
+#      after PAPER_SECONDS (the run records itself as preempted); its wall time is projected
+#      from the epochs it completed
+#   7. equivalence: 3 seeds with the trainer's default speed switches and 3 with them off
+#      (fp32, NCHW, no cuDNN autotuning), 20% of the training set, 8 epochs
+#   8. python -m mixup_bench.speed_check: the projection and the paired same-seed comparison
+# Each step has its own time limit; together they stay under 8 minutes.
+#
 # Before it, run scripts/prepare_device.sh HERE (it fills .whl/ and .data/). Then, with
 # the device tool: run(command="bash scripts/gpu_check.sh", carry=[".whl", ".data"],
-# timeout_s=600). Results land in $OUT (at most 8 files come back from there):
-#   gpu_check.log, nvidia-smi.txt, perf/bench.json, perf/bench.md,
-#   train/summary.json, train/metrics.jsonl, train/train.log
+# timeout_s=560). What comes back from $OUT (the tool returns at most 8 files):
+#   gpu_check.log, perf/bench.json, perf/bench.md, perf/profile.md, perf/profile.json,
+#   speed_check.md, speed_check.json, runs.tar.gz (every run's summary, metrics, log, config)
 #
-# Check the script itself on a CPU machine (tiny data, bench --dry-run, 1 CPU epoch):
+# Check the script itself on a CPU machine (tiny data, dry-run sizes, CPU training):
 #   GPU_CHECK_DRY_RUN=1 PYTHON=.venv/bin/python scripts/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,20 +32,25 @@ case "$PYTHON" in  # absolute, since the steps run from $WORK (a venv's link kep
 esac
 OUT=${OUT:-$(mktemp -d /tmp/gpu_check_out.XXXXXX)}
 WORK=${GPU_CHECK_WORK:-$(mktemp -d /tmp/gpu_check.XXXXXX)}
-TRAIN_SECONDS=${TRAIN_SECONDS:-120}  # the training run's limit
-BENCH_SECONDS=${BENCH_SECONDS:-360}  # the bench's limit; together well under 10 minutes
-mkdir -p "$OUT" "$WORK"
+# Time limits in seconds; the CPU dry run gets longer training limits.
+BENCH_SECONDS=${BENCH_SECONDS:-200}       # the timing bench; SIGINT, it keeps what it measured
+PROFILE_SECONDS=${PROFILE_SECONDS:-45}
+PAPER_SECONDS=${PAPER_SECONDS:-$([ "$DRY_RUN" = 1 ] && echo 40 || echo 75)}  # then SIGTERM
+EQUIVALENCE_SECONDS=${EQUIVALENCE_SECONDS:-$([ "$DRY_RUN" = 1 ] && echo 150 || echo 70)}  # each
+RUNS="$WORK/runs"
+mkdir -p "$OUT" "$WORK" "$RUNS"
 
 section() { echo; echo "=== $(date -u +%H:%M:%S) $*"; }
+now() { date +%s.%N; }
 
 environment() {
     section "machine"
     if command -v nvidia-smi >/dev/null; then
-        nvidia-smi | tee "$OUT/nvidia-smi.txt"
+        nvidia-smi
         nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,power.limit \
-            --format=csv | tee -a "$OUT/nvidia-smi.txt"
+            --format=csv
     else
-        echo "no nvidia-smi here" | tee "$OUT/nvidia-smi.txt"
+        echo "no nvidia-smi here"
     fi
     uptime
     "$PYTHON" -c "import sys, torch, torchvision, timm; print(sys.version.split()[0], \
@@ -69,42 +82,87 @@ data() {
         "$REPO/.data/cifar10-jpeg.tar.xz" "${sizes[@]}"
 }
 
-train() {
-    section "training run"
-    local options=(aug=mixup trainer.epochs=3 trainer.progress=false
-                   data.root="$WORK/cifar" data.verify=false data.download=false
-                   hydra.run.dir="$WORK/train")
-    [ "$DRY_RUN" = 1 ] && options+=(trainer.device=cpu trainer.epochs=1 trainer.batch_size=50
-                                    trainer.eval_batch_size=100 trainer.samples=false)
-    timeout "$TRAIN_SECONDS" "$PYTHON" -m mixup_bench.cli train "${options[@]}"
-    local status=$?
-    mkdir -p "$OUT/train"
-    for name in summary.json metrics.jsonl train.log; do
-        [ -f "$WORK/train/$name" ] && cp "$WORK/train/$name" "$OUT/train/"
-    done
-    return $status
-}
-
 bench() {
     section "bench"
     local options=(--device cuda --data-root "$WORK/cifar" --out "$OUT/perf")
     [ "$DRY_RUN" = 1 ] && options=(--device cpu --dry-run --batch-sizes 2 --warmup 0
                                    --workers 1 --data-root "$WORK/cifar" --out "$OUT/perf")
-    timeout -s INT "$BENCH_SECONDS" "$PYTHON" -m mixup_bench.cli bench "${options[@]}"
+    timeout -s INT -k 15 "$BENCH_SECONDS" "$PYTHON" -m mixup_bench.cli bench "${options[@]}"
+}
+
+profile() {
+    section "profile"
+    local options=(--device cuda --profile --data-root "$WORK/cifar" --out "$OUT/perf")
+    [ "$DRY_RUN" = 1 ] && options=(--device cpu --profile --dry-run --batch-sizes 2 --warmup 1
+                                   --steps 2 --data-root "$WORK/cifar" --out "$OUT/perf")
+    timeout -k 15 "$PROFILE_SECONDS" "$PYTHON" -m mixup_bench.cli bench "${options[@]}"
+}
+
+train() {  # train SECONDS SIGNAL OVERRIDES...: one mixup-bench train call, CPU-sized if dry
+    local seconds=$1 signal=$2
+    shift 2
+    local options=("$@" data.root="$WORK/cifar" data.verify=false data.download=false
+                   trainer.progress=false)  # "$@" first: Hydra wants -m before the overrides
+    [ "$DRY_RUN" = 1 ] && options+=(trainer.device=cpu trainer.batch_size=50
+                                    trainer.eval_batch_size=100)
+    # --preserve-status: a run stopped by SIGTERM exits 75 (preempted), not timeout's 124
+    timeout --preserve-status -s "$signal" -k 20 "$seconds" \
+        "$PYTHON" -m mixup_bench.cli train "${options[@]}"
+}
+
+paper() {
+    section "the paper recipe, stopped after ${PAPER_SECONDS}s"
+    PAPER_LAUNCHED=$(now)
+    train "$PAPER_SECONDS" TERM experiment=paper aug=mixup hydra.run.dir="$RUNS/paper"
+    local status=$?
+    PAPER_EXITED=$(now)
+    echo "exit status $status (75: preempted by the time limit, as planned)"
+    [ "$status" = 75 ] || [ "$status" = 0 ]
+}
+
+equivalence() {
+    local epochs=8 fraction=0.2 status=0
+    [ "$DRY_RUN" = 1 ] && { epochs=2; fraction=1.0; }
+    local common=(-m seed=0,1,2 aug=mixup data.fraction=$fraction trainer.epochs=$epochs
+                  trainer.samples=false)
+    section "equivalence: the trainer's default speed switches"
+    train "$EQUIVALENCE_SECONDS" TERM "${common[@]}" hydra.sweep.dir="$RUNS/eq_fast" \
+        || status=$?
+    section "equivalence: speed switches off"
+    train "$EQUIVALENCE_SECONDS" TERM "${common[@]}" trainer.precision=fp32 \
+        trainer.channels_last=false trainer.cudnn_benchmark=false \
+        hydra.sweep.dir="$RUNS/eq_slow" || status=$?
+    return $status
+}
+
+summarise() {
+    section "speed check"
+    local inputs=()  # what the steps left; a missing one is reported as not run
+    [ -d "$RUNS/eq_fast" ] && inputs+=(--fast-sweep "$RUNS/eq_fast")
+    [ -d "$RUNS/eq_slow" ] && inputs+=(--slow-sweep "$RUNS/eq_slow")
+    [ -d "$RUNS/paper" ] && inputs+=(--paper-run "$RUNS/paper" --launched-at "$PAPER_LAUNCHED"
+                                     --exited-at "$PAPER_EXITED")
+    "$PYTHON" -m mixup_bench.speed_check "${inputs[@]}" --out "$OUT"
+    local status=$?
+    tar -czf "$OUT/runs.tar.gz" -C "$WORK" --exclude=checkpoints --exclude=tb runs
+    return $status
 }
 
 main() {
     local started=$SECONDS failures=0
+    PAPER_LAUNCHED=0 PAPER_EXITED=0
     environment
     install || { echo "FAILED: installing the wheels"; return 1; }
     data || { echo "FAILED: unpacking CIFAR-10"; return 1; }
-    train || { echo "FAILED (status $?): training run"; failures=$((failures + 1)); }
-    bench || { echo "FAILED (status $?): bench"; failures=$((failures + 1)); }
+    for step in bench profile paper equivalence summarise; do
+        "$step" || { echo "FAILED (status $?): $step"; failures=$((failures + 1)); }
+    done
     section "end"
     command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.used,temperature.gpu \
-        --format=csv | tee -a "$OUT/nvidia-smi.txt"
+        --format=csv
     echo "$((SECONDS - started)) s; $failures step(s) failed; results in $OUT:"
     find "$OUT" -type f | sort
+    [ -f "$OUT/speed_check.md" ] && cat "$OUT/speed_check.md"
     return $((failures > 0))
 }
 

@@ -12,7 +12,8 @@ from mixup_bench import bench, bench_measure, classic
 from mixup_bench.mixing import mixup, one_hot, soft_target_cross_entropy
 
 RECORD_KEYS = {"pipeline", "config", "measure", "batch_size", "aug", "warmup", "steps", "images",
-               "seconds", "images_per_s", "peak_memory_bytes", "peak_memory_above_start_bytes"}
+               "seconds", "warmup_seconds", "images_per_s", "peak_memory_bytes",
+               "peak_memory_above_start_bytes"}
 TOP_KEYS = {"command", "date", "mode", "data", "environment", "settings", "fast", "memory_source",
             "complete", "load_average", "measurements", "summary", "errors"}
 
@@ -47,9 +48,10 @@ def test_dry_run_writes_every_measurement_with_positive_numbers(dry_run):
         for pipeline, config in (("fast", "fast"), ("classic", "classic")):
             assert (pipeline, config, "train", aug) in seen
             assert (pipeline, config, "pipeline", aug) in seen
-    # Each switch turned the other way once: precision (bf16 on a CPU) and channels_last.
+    # Each switch turned the other way once: precision (bf16 on a CPU), channels_last and
+    # the SGD kernels (compilation is measured on CUDA only).
     configs = {config for _, config, measure, _ in seen if measure == "eval"}
-    assert configs == {"fast", "bf16", "channels_last on", "classic"}
+    assert configs == {"fast", "bf16", "channels_last on", "optimizer fused", "classic"}
 
 
 def test_dry_run_summary_has_ratios_and_markdown_tables(dry_run):
@@ -57,7 +59,8 @@ def test_dry_run_summary_has_ratios_and_markdown_tables(dry_run):
     summary = results["summary"]
     assert [row["aug"] for row in summary["training"]] == list(bench.AUGS)
     assert all(row["fast_over_classic"] > 0 for row in summary["training"])
-    assert {row["config"] for row in summary["switches"]} == {"fast", "bf16", "channels_last on"}
+    assert {row["config"] for row in summary["switches"]} == {"fast", "bf16", "channels_last on",
+                                                              "optimizer fused"}
     assert {(row["pipeline"], row["aug"]) for row in summary["mixing_overhead"]} == {
         (pipeline, aug) for pipeline in ("fast", "classic") for aug in ("mixup", "cutmix")}
     markdown = (out / "bench.md").read_text()
@@ -75,6 +78,18 @@ def test_cpu_pipeline_alone_is_compared_as_a_ratio(dry_run):
         assert row["fast_images_per_s"] > 0 and row["classic_images_per_s"] > 0
         assert row["fast_over_classic"] == pytest.approx(
             row["fast_images_per_s"] / row["classic_images_per_s"])
+
+
+def test_cuda_variants_turn_each_switch_once_and_compile_last():
+    cuda = torch.device("cuda")
+    fast = bench.Switches("bf16", True, False, True)
+    labels = [switches.label(fast) for switches in bench_measure.variants(fast, cuda)]
+    assert labels == ["cudnn.benchmark off", "optimizer fused", "channels_last off", "fp32",
+                      "compile on", "compile reduce-overhead"]
+    compiled = bench.Switches("bf16", True, True, True)
+    labels = [switches.label(compiled) for switches in bench_measure.variants(compiled, cuda)]
+    assert labels[-2:] == ["compile off", "compile reduce-overhead"]
+    assert fast.label(fast) == "fast"
 
 
 def test_classic_mixed_loss_equals_the_soft_target_loss():

@@ -61,6 +61,10 @@ def test_paper_preset_is_the_mixup_paper_recipe():
                            "mixup_cutmix, none "
                            "(did you mean mixup?)"),
     ("data.verify", "yes", "data.verify='yes': expected true or false"),
+    ("trainer.optimizer_step", "fast", "trainer.optimizer_step='fast': expected foreach, fused "
+                                       "or loop"),
+    ("trainer.compile_mode", "max", "trainer.compile_mode='max': expected default, "
+                                    "reduce-overhead, max-autotune or max-autotune-no-cudagraphs"),
 ])
 def test_bad_values_give_one_line_naming_key_value_and_allowed(key, value, expected):
     config = composed()
