@@ -6,11 +6,15 @@ command measures, with the project's own pieces (DeviceLoader, build_mixer,
 build_model, train_one_epoch, evaluate) and for aug none / mixup / cutmix:
 
 - images/s, seconds per 50,000-image epoch plus evaluation of 10,000 test
-  images, and peak memory, at each batch size ("fast": every switch on);
-- the fast configuration against each switch turned the other way, one at a
-  time (precision, channels_last, torch.compile, cudnn.benchmark);
+  images, and peak memory, at each batch size, in the trainer's default
+  setting ("fast"), in interleaved rounds (the median counts) so that the
+  mixing overhead is not a drift between settings;
+- the fast setting against each switch turned the other way, one at a time
+  (cudnn.benchmark, fused SGD, channels_last, precision, torch.compile and its
+  CUDA-graph mode), with the warm-up time (compilation) apart;
 - the classic pipeline (classic.py: DataLoader workers, PIL transforms, fp32);
-- the data pipeline alone (crop, flip, normalise, mix; no model), both ways.
+- the data pipeline alone (crop, flip, normalise, mix; no model), both ways;
+- the issue's targets against the best setting measured.
 
 Timed regions are closed by torch.cuda.synchronize on CUDA and timed with
 perf_counter. Peaks are reset after each setting's warm-up steps, so they
@@ -102,6 +106,7 @@ class Plan:
     out: Path
     note: str | None
     profile: bool = False  # profile steps instead of timing them (bench_profile)
+    repeats: int = 1  # interleaved rounds of the fast setting's training measurements
 
 
 class _Parser(argparse.ArgumentParser):
@@ -140,6 +145,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true",
                         help="instead of the timings, profile training steps of the fast "
                              "setting at each batch size (torch.profiler) into OUT/profile.md")
+    parser.add_argument("--repeats", type=int, help="interleaved rounds of the fast setting, "
+                        "the median counts (default: 3 on CUDA, 1 on a CPU or with --quick)")
     parser.add_argument("--quick", action="store_true", help="few steps per setting")
     parser.add_argument("--dry-run", action="store_true",
                         help="every code path, one step each, tiny batches")
@@ -160,7 +167,7 @@ def resolve_plan(args: argparse.Namespace) -> Plan:
     unknown = sorted(set(augs) - set(AUGS))
     if unknown:
         raise BenchError(f"--augs: {','.join(unknown)} unknown; expected some of {','.join(AUGS)}")
-    for name in ("steps", "eval_batch_size", "eval_batches"):
+    for name in ("steps", "eval_batch_size", "eval_batches", "repeats"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise BenchError(f"--{name.replace('_', '-')}={getattr(args, name)}: expected >= 1")
     for name in ("warmup", "workers"):
@@ -177,6 +184,7 @@ def resolve_plan(args: argparse.Namespace) -> Plan:
                 eval_batches=pick(args.eval_batches, eval_batches),
                 workers=pick(args.workers, min(8, os.cpu_count() or 1)),
                 compile=pick(args.compile, False), mode=mode, profile=args.profile,
+                repeats=pick(args.repeats, 3 if (device.type, mode) == ("cuda", "full") else 1),
                 data_root=args.data_root, out=args.out or Path("results/perf") / device.type,
                 note=args.note)
 
@@ -264,7 +272,8 @@ def run(plan: Plan, command: str) -> dict[str, Any]:
     header.update(
         environment=environment(runtime, header["data"]["checksums"] or "synthetic"),
         settings={"batch_sizes": plan.batch_sizes, "augs": plan.augs, "warmup": plan.warmup,
-                  "steps": plan.steps, "pipeline_steps": pipeline_steps(plan),
+                  "steps": plan.steps, "repeats": plan.repeats,
+                  "pipeline_steps": pipeline_steps(plan),
                   "switch_aug": switch_aug(plan), "eval_batch_size": plan.eval_batch_size,
                   "eval_batches": plan.eval_batches, "workers": plan.workers,
                   "epoch_images": EPOCH_IMAGES, "test_images": TEST_IMAGES,
@@ -307,7 +316,7 @@ def main(argv: list[str]) -> int:
         if plan.profile:
             from .bench_profile import run_profile, write_profile
 
-            print(write_profile(plan.out, run_profile(plan, command)))
+            print(write_profile(plan.out, run_profile(plan, command)))  # written per size too
             log(f"wrote {plan.out / 'profile.md'} and {plan.out / 'profile.json'}")
             return 0
         results = run(plan, command)

@@ -199,12 +199,12 @@ def variants(fast: Switches, device) -> list[Switches]:
     settings += [replace(fast, optimizer_step="fused"),
                  replace(fast, channels_last=not fast.channels_last),
                  replace(fast, precision=other_precision)]
+    if device.type == "cuda":  # CUDA graphs through torch.compile: the likeliest gain first
+        settings.append(replace(fast, compile=True, compile_mode="reduce-overhead"))
     if fast.compile:
         settings.append(replace(fast, compile=False))
     elif device.type == "cuda":
         settings.append(replace(fast, compile=True))
-    if device.type == "cuda":  # CUDA graphs through torch.compile
-        settings.append(replace(fast, compile=True, compile_mode="reduce-overhead"))
     return settings
 
 
@@ -219,10 +219,9 @@ def _train_steps(network, loader, mixer, mix_generator, optimizer, scaler, runti
                  steps: int, section=None) -> None:
     from .train import Diverged, train_one_epoch
 
-    extra = {} if section is None else {"section": section}
     try:
         train_one_epoch(network, StepLoader(loader, steps), mixer, mix_generator, optimizer,
-                        scaler, runtime, **extra)
+                        scaler, runtime, section=section)
     except Diverged:  # random labels at lr 0.1 may blow up; the timing still stands
         pass
 
@@ -230,6 +229,16 @@ def _train_steps(network, loader, mixer, mix_generator, optimizer, scaler, runti
 def _pipeline_steps(loader, mixer, mix_generator, steps: int) -> None:
     for images, labels in StepLoader(loader, steps):
         mixer(images, labels, mix_generator)
+
+
+def _cudagraph_skips() -> int:
+    """How often torch.compile has fallen back from CUDA graphs so far in this process (e.g.
+    for mutated inputs): a CUDA-graph setting with skips measured plain compiled code."""
+    try:
+        from torch._dynamo.utils import counters
+    except ImportError:  # pragma: no cover - private API; absent means unknown, not zero
+        return 0
+    return int(counters["inductor"].get("cudagraph_skips", 0))
 
 
 def switch_aug(plan: Plan) -> str:
@@ -255,10 +264,9 @@ def build_trainee(plan: Plan, switches: Switches, defaults: dict[str, Any]) -> T
     from .runtime import Runtime
     from .train import build_optimizer, compile_network, uses_cuda_graphs
 
-    graphs = uses_cuda_graphs(Runtime(plan.device, "fp32", False), switches.compile,
-                              switches.compile_mode)
     runtime = Runtime(plan.device, switches.precision, switches.channels_last,
-                      cuda_graphs=graphs)
+                      cuda_graphs=uses_cuda_graphs(plan.device, switches.compile,
+                                                   switches.compile_mode))
     torch.backends.cudnn.benchmark = switches.cudnn_benchmark
     torch.manual_seed(0)
     model = build_model("resnet18", 10).to(plan.device)
@@ -310,22 +318,36 @@ def measure_switches(plan: Plan, switches: Switches, fast: Switches, train, test
 
     label = switches.label(fast)
     augs = plan.augs if label == "fast" else [switch_aug(plan)]
+    rounds = plan.repeats if label == "fast" else 1
     trainee = build_trainee(plan, switches, defaults)
     base = {"pipeline": "fast", "config": label, "switches": asdict(switches)}
-    for batch_size, aug in itertools.product(plan.batch_sizes, augs):
-        loader, mixer, steps = training_steps(trainee, train, batch_size, aug, defaults)
-        result = timed(plan.device, memory, partial(steps, plan.warmup),
-                       partial(steps, plan.steps))
-        record = _record(base, "train", batch_size, aug, plan.warmup, plan.steps,
-                         plan.steps * loader.batch_size, result)
-        log(f"{label}: train batch {batch_size} {aug}: {record['images_per_s']:,.1f} img/s")
-        yield record
-        if label == "fast":
-            steps = partial(_pipeline_steps, loader, mixer, torch.Generator().manual_seed(1))
-            count = pipeline_steps(plan)
-            result = timed(plan.device, memory, partial(steps, plan.warmup), partial(steps, count))
-            yield _record(base, "pipeline", batch_size, aug, plan.warmup, count,
-                          count * loader.batch_size, result)
+    for batch_size in plan.batch_sizes:
+        # The augs of one batch size in interleaved rounds, so that a drift of the clock or
+        # of the machine's load spreads over all of them; the median round counts.
+        built = {aug: training_steps(trainee, train, batch_size, aug, defaults) for aug in augs}
+        measured: dict[str, list[dict[str, Any]]] = {aug: [] for aug in augs}
+        for _ in range(rounds):
+            for aug, (_, _, steps) in built.items():
+                skips = _cudagraph_skips()
+                measured[aug].append(timed(plan.device, memory, partial(steps, plan.warmup),
+                                           partial(steps, plan.steps)))
+                measured[aug][-1]["cudagraph_skips"] = _cudagraph_skips() - skips
+        for aug, (loader, mixer, _) in built.items():
+            ordered = sorted(measured[aug], key=lambda result: result["seconds"])
+            result = {**ordered[len(ordered) // 2],
+                      "round_seconds": [r["seconds"] for r in measured[aug]]}
+            record = _record(base, "train", batch_size, aug, plan.warmup, plan.steps,
+                             plan.steps * loader.batch_size, result)
+            log(f"{label}: train batch {batch_size} {aug}: {record['images_per_s']:,.1f} img/s"
+                + (f" (median of {rounds})" if rounds > 1 else ""))
+            yield record
+            if label == "fast":
+                steps = partial(_pipeline_steps, loader, mixer, torch.Generator().manual_seed(1))
+                count = pipeline_steps(plan)
+                result = timed(plan.device, memory, partial(steps, plan.warmup),
+                               partial(steps, count))
+                yield _record(base, "pipeline", batch_size, aug, plan.warmup, count,
+                              count * loader.batch_size, result)
     if switches.compile and label != "fast":
         return
 

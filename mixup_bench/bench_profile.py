@@ -92,7 +92,10 @@ def _profile_batch_size(plan: Plan, trainee, train, batch_size: int, aug: str,
     if cuda:
         device_ms = device_busy_us(profiler.events()) / 1e3 / steps_count
         result["device_ms_per_step"] = device_ms
-        result["device_busy_fraction"] = device_ms / result["profiled_step_ms"]
+        # Against the unprofiled step: the profiler's own host cost would make the GPU look
+        # idler than it is. Kernel times under the profiler are close to their own.
+        result["device_busy_fraction"] = min(device_ms / result["step_ms"], 1.0)
+        result["device_busy_fraction_profiled"] = device_ms / result["profiled_step_ms"]
     sort_by = "self_cpu_time_total"
     if cuda:
         sort_by = ("self_device_time_total" if hasattr(events[0], "self_device_time_total")
@@ -107,11 +110,12 @@ def _profile_batch_size(plan: Plan, trainee, train, batch_size: int, aug: str,
 
 
 def run_profile(plan: Plan, command: str) -> dict[str, Any]:
-    """Profile the fast setting at each batch size; returns what profile.json holds."""
+    """Profile the fast setting at each batch size; returns what profile.json holds, and
+    writes it after each batch size (a run stopped by a time limit keeps what it has)."""
     from dataclasses import asdict
 
     from .bench_measure import build_trainee, fast_switches, load_data, project_defaults, switch_aug
-    from .runtime import Runtime, environment
+    from .runtime import environment
 
     train, _, data = load_data(plan)
     defaults = project_defaults()
@@ -119,14 +123,14 @@ def run_profile(plan: Plan, command: str) -> dict[str, Any]:
     trainee = build_trainee(plan, fast, defaults)
     train = train.to(plan.device)
     aug = switch_aug(plan)
-    runtime = Runtime(plan.device, fast.precision, fast.channels_last)
     results = {"command": command,
                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               "environment": environment(runtime, data["checksums"] or "synthetic"),
+               "environment": environment(trainee.runtime, data["checksums"] or "synthetic"),
                "data": data, "fast": asdict(fast), "batches": []}
     for batch_size in plan.batch_sizes:
         results["batches"].append(_profile_batch_size(plan, trainee, train, batch_size, aug,
                                                       defaults))
+        write_profile(plan.out, results)
     return results
 
 
@@ -136,8 +140,9 @@ def _verdict(batch: dict[str, Any]) -> str:
         return "CPU run: the host does all the work; the phases show where it goes."
     if busy < HOST_BOUND_BELOW:
         return (f"the GPU is busy {100 * busy:.0f}% of the step: it waits for the host "
-                "(Python and kernel launches); CUDA graphs (trainer.compile_mode="
-                "reduce-overhead) or fewer, fused kernels (trainer.compile) should help")
+                "(Python and kernel launches); CUDA graphs (trainer.compile=true "
+                "trainer.compile_mode=reduce-overhead) or fewer, fused kernels "
+                "(trainer.compile=true) should help")
     return (f"the GPU is busy {100 * busy:.0f}% of the step: the kernels are the limit; "
             "see which ones below (bf16 convolutions, batch norm, elementwise)")
 
@@ -163,7 +168,10 @@ def render(results: dict[str, Any]) -> str:
             f" {batch['profiled_step_ms']:.2f} ms/step profiled",
             "- host ms/step: " + ", ".join(f"{name} {host[name]:.2f}" for name in SECTIONS)
             + f" (sum {sum(host.values()):.2f})",
-            *([f"- device ms/step (kernels and copies): {device:.2f}"] if device else []),
+            *([f"- device ms/step (kernels and copies): {device:.2f}; busy "
+               f"{100 * batch['device_busy_fraction']:.0f}% of the unprofiled step, "
+               f"{100 * batch['device_busy_fraction_profiled']:.0f}% of the profiled one"]
+              if device else []),
             f"- {_verdict(batch)}", "", "```", batch["top_table"].rstrip(), "```", ""]
     return "\n".join(lines)
 

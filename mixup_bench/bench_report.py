@@ -79,7 +79,55 @@ def summarise(records: list[dict[str, Any]], plan: Plan) -> dict[str, list[dict[
                 "peak_memory_above_start_percent": 100 * (
                     _ratio(mixed["peak_memory_above_start_bytes"],
                            plain["peak_memory_above_start_bytes"]) or float("nan")) - 100})
+    summary["targets"] = targets(records, summary, plan)
     return summary
+
+
+# The speed targets of the project (one H100 or H200, ResNet-18 CIFAR stem, CIFAR-10):
+# (batch size, least training images/s with crop, flip and mixing).
+THROUGHPUT_TARGETS = ((512, 40_000), (128, 20_000))
+CLASSIC_RATIO_TARGET = 5.0
+MIXING_TIME_TARGET, MIXING_MEMORY_TARGET = 3.0, 1.0  # percent over aug none
+EVAL_SECONDS_TARGET = 1.0  # the 10,000 test images
+
+
+def targets(records: list[dict[str, Any]], summary: dict[str, list[dict[str, Any]]],
+            plan: Plan) -> list[dict[str, Any]]:
+    """Each target against what was measured: the best setting for throughput, the
+    default (fast) setting for the rest; `met` is None where nothing was measured."""
+    aug = switch_aug(plan)
+    rows = []
+
+    def row(target: str, measured: float | None, setting: str | None, met: bool | None,
+            kind: str) -> None:
+        rows.append({"target": target, "measured": measured, "setting": setting,
+                     "met": None if measured is None else met, "kind": kind})
+
+    for batch_size, least in THROUGHPUT_TARGETS:
+        candidates = [r for r in records if r["pipeline"] == "fast" and r["measure"] == "train"
+                      and r["batch_size"] == batch_size and r["aug"] == aug]
+        best = max(candidates, key=lambda r: r["images_per_s"], default=None)
+        row(f"training img/s, batch {batch_size}, {aug} >= {least:,}",
+            best and best["images_per_s"], best and best["config"],
+            best is not None and best["images_per_s"] >= least, "rate")
+    ratios = [r for r in summary["training"] if r.get("fast_over_classic")]
+    worst = min(ratios, key=lambda r: r["fast_over_classic"], default=None)
+    row(f"fast / classic, lowest over batch sizes and augs >= {CLASSIC_RATIO_TARGET:g}x",
+        worst and worst["fast_over_classic"],
+        worst and f"fast, batch {worst['batch_size']}, {worst['aug']}",
+        worst is not None and worst["fast_over_classic"] >= CLASSIC_RATIO_TARGET, "ratio")
+    fast_overheads = [r for r in summary["mixing_overhead"] if r["pipeline"] == "fast"]
+    for key, limit, name in (("time_percent", MIXING_TIME_TARGET, "time"),
+                             ("peak_memory_percent", MIXING_MEMORY_TARGET, "peak memory")):
+        worst = max(fast_overheads, key=lambda r: r[key], default=None)
+        row(f"mixing {name} over aug none, highest <= {limit:g}%", worst and worst[key],
+            worst and f"fast, batch {worst['batch_size']}, {worst['aug']}",
+            worst is not None and worst[key] <= limit, "percent")
+    evaluation = _find(records, pipeline="fast", config="fast", measure="eval")
+    seconds = evaluation and TEST_IMAGES / evaluation["images_per_s"]
+    row(f"evaluation of {TEST_IMAGES:,} test images < {EVAL_SECONDS_TARGET:g} s", seconds,
+        "fast", seconds is not None and seconds < EVAL_SECONDS_TARGET, "seconds3")
+    return rows
 
 
 def _format(value: Any, kind: str) -> str:
@@ -87,7 +135,8 @@ def _format(value: Any, kind: str) -> str:
         return "-"
     if kind == "rate" and abs(value) < 100:
         return f"{value:.3g}"
-    formats = {"rate": "{:,.0f}", "seconds": "{:,.1f}", "ratio": "{:.2f}x", "percent": "{:+.1f}%"}
+    formats = {"rate": "{:,.0f}", "seconds": "{:,.1f}", "seconds3": "{:,.3f} s",
+               "ratio": "{:.2f}x", "percent": "{:+.1f}%"}
     if kind == "bytes":
         return f"{value / 2**20:,.0f}"
     return formats[kind].format(value) if kind in formats else str(value)
@@ -124,13 +173,15 @@ def render(results: dict[str, Any]) -> str:
         f"git {environment['git_commit'] or 'unknown'}",
         f"- data: {data_line}",
         f"- steps per setting: {settings['warmup']} warm-up + {settings['steps']} timed "
-        f"(pipeline alone: {settings['pipeline_steps']}); evaluation: "
+        f"(fast setting: median of {settings.get('repeats', 1)} interleaved round(s); "
+        f"pipeline alone: {settings['pipeline_steps']}); evaluation: "
         f"{settings['eval_batches']} batch(es) of {settings['eval_batch_size']}; classic "
         f"DataLoader workers: {settings['workers']}",
         f"- fast setting: {precision}, channels_last "
         f"{'on' if fast['channels_last'] else 'off'}, torch.compile "
         f"{'on' if fast['compile'] else 'off'}, cudnn.benchmark "
-        f"{'on' if fast['cudnn_benchmark'] else 'off'}; classic (classic.py): fp32, NCHW, "
+        f"{'on' if fast['cudnn_benchmark'] else 'off'}, "
+        f"{fast.get('optimizer_step', 'foreach')} SGD; classic (classic.py): fp32, NCHW, "
         "no compile, cudnn.benchmark on CUDA and loss.item() every step as the original "
         "Mixup code; where the loader can be the bottleneck, warm-up empties the workers' "
         "prefetch queue",
@@ -147,6 +198,16 @@ def render(results: dict[str, Any]) -> str:
         lines += ["", "**Settings that failed:**", *[f"- {error}" for error in results["errors"]]]
     summary = results["summary"]
     memory = "peak MiB"
+    device = "GPU" if environment["device"].startswith("cuda") else "CPU"
+    lines += [
+        "", "## Targets (one H100 or H200)", "",
+        *(["Measured on a CPU: these targets are for a GPU and are shown for the record.", ""]
+          if device == "CPU" else []),
+        _table([{**r, "met": {True: "yes", False: "**no**", None: "not measured"}[r["met"]],
+                 "value": _format(r["measured"], r["kind"])} for r in summary["targets"]],
+               [("target", "target", ""), ("value", "measured", ""),
+                ("setting", "setting", ""), ("met", "met", "")]),
+    ]
     lines += [
         "", "## Training: fast vs classic", "",
         "Seconds per epoch: 50,000 training images plus evaluation of 10,000 test images. "

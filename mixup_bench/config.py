@@ -201,6 +201,10 @@ def validate(
         problems.append(f"alpha=None: aug={aug_name} needs a number > 0")
     elif isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and alpha <= 0:
         problems.append(f"alpha={alpha!r}: expected a number > 0")
+    mode = flat.get("trainer.compile_mode", "default")
+    if mode != "default" and flat.get("trainer.compile") is False:
+        problems.append(f"trainer.compile_mode={mode}: takes effect only with "
+                        "trainer.compile=true; add it, or leave the mode at default")
     return problems
 
 

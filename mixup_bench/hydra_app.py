@@ -19,12 +19,13 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from .errors import ConfigError, UserError
-from .safety import RESUMABLE_EXIT
+from .safety import RESUMABLE_EXIT, config_differences
 
 log = logging.getLogger("mixup_bench")
 
-# Set by the task function; read by train_main after Hydra returns.
-_exit_code = {"value": 0}
+# Set by the task function; read by train_main after Hydra returns. "preempted": a job of
+# this process was stopped by SIGTERM/SIGUSR2, so the sweep's later jobs do not start.
+_exit_code = {"value": 0, "preempted": False}
 
 
 def _absolute_data_root(cfg: DictConfig) -> None:
@@ -54,6 +55,11 @@ def _job(cfg: DictConfig) -> Any:
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
     multirun = hydra_config.mode == RunMode.MULTIRUN
+    if _exit_code["preempted"]:
+        # The signal was for the whole process (SLURM, a time limit): each job would start
+        # only to be stopped; a re-run of the sweep starts them.
+        log.warning("%s: not started, the sweep was preempted", run_dir.name)
+        return None
     previous = _read_summary(run_dir)
     try:
         _absolute_data_root(cfg)
@@ -64,8 +70,11 @@ def _job(cfg: DictConfig) -> Any:
                     **{key: value for key, value in config["aug"].items() if key != "name"})
         if previous is not None and multirun:
             # Re-running a sweep: skip what finished with this config, resume the rest.
-            same = {k: v for k, v in (previous.get("config") or {}).items() if k != "resume"} == \
-                {k: v for k, v in config.items() if k != "resume"}
+            # Keys that cannot change the results (safety.HARMLESS_KEYS) may differ; the
+            # epoch count may not: more epochs of a step schedule resume the run.
+            before = previous.get("config") or {}
+            same = not config_differences(before, config) and \
+                (before.get("trainer") or {}).get("epochs") == config["trainer"]["epochs"]
             if previous.get("status") == "finished" and same:
                 log.info("%s: finished before with this config; skipped", run_dir)
                 return previous.get("final_test_acc")
@@ -92,7 +101,7 @@ def _job(cfg: DictConfig) -> Any:
         _exit_code["value"] = 1
         return None
     if summary["status"] == "preempted":
-        _exit_code["value"] = RESUMABLE_EXIT
+        _exit_code.update(value=RESUMABLE_EXIT, preempted=True)
     elif summary["status"] != "finished":
         _exit_code["value"] = 1
     return summary.get("final_test_acc")
@@ -148,7 +157,7 @@ def train_main(args: list[str]) -> int:
         return 2
     saved = sys.argv
     sys.argv = ["mixup-bench train", *args]
-    _exit_code["value"] = 0
+    _exit_code.update(value=0, preempted=False)
     try:
         _hydra_main()
     except SystemExit as exit_:

@@ -400,6 +400,44 @@ def _device_names(results: dict) -> str | None:
     return ", ".join(unique) or None
 
 
+EPOCH_IMAGES = 50_000  # one CIFAR-10 training epoch
+
+
+def best_setting(bench: dict[str, Any], batch_size: int, epochs: int) -> dict[str, Any] | None:
+    """The measured setting that would train `epochs` epochs at `batch_size` soonest.
+
+    From `mixup-bench bench`'s bench.json: its training records of the fast pipeline with
+    the aug the switch variants use; the cost is warm-up (compilation, cuDNN's search)
+    plus `epochs` epochs at the measured rate. None when nothing was measured there.
+    """
+    aug = bench.get("settings", {}).get("switch_aug", "mixup")
+    candidates = [record for record in bench.get("measurements", [])
+                  if record.get("pipeline") == "fast" and record.get("measure") == "train"
+                  and record.get("batch_size") == batch_size and record.get("aug") == aug
+                  and record.get("switches") and is_number(record.get("images_per_s"))]
+    if not candidates:
+        return None
+
+    def cost(record: dict[str, Any]) -> float:
+        return (record.get("warmup_seconds") or 0.0) + \
+            epochs * EPOCH_IMAGES / record["images_per_s"]
+
+    best = min(candidates, key=cost)
+    return {"config": best["config"], "images_per_s": best["images_per_s"],
+            "projected_training_seconds": cost(best), "switches": best["switches"]}
+
+
+def overrides(switches: dict[str, Any]) -> list[str]:
+    """Hydra overrides that give the trainer these bench switches."""
+    def text(value: Any) -> str:
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+    keys = ["precision", "channels_last", "cudnn_benchmark", "compile", "optimizer_step"]
+    if switches.get("compile"):
+        keys.append("compile_mode")
+    return [f"trainer.{key}={text(switches[key])}" for key in keys if key in switches]
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, not usage + message
         raise ValueError(message)
@@ -413,6 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--launched-at", type=float, help="unix seconds at launch")
     parser.add_argument("--exited-at", type=float, help="unix seconds at exit")
     parser.add_argument("--out", type=Path, help="where speed_check.json/.md go")
+    parser.add_argument("--best-overrides", type=Path, metavar="BENCH_JSON",
+                        help="only print the trainer overrides of the setting in this bench.json "
+                             "that would train --epochs epochs at --batch-size soonest (nothing "
+                             "when none was measured)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=200)
     return parser
 
 
@@ -427,9 +471,19 @@ def main(argv: list[str] | None = None) -> int:
         if arguments.launched_at is not None and arguments.exited_at is not None:
             if arguments.exited_at < arguments.launched_at:
                 raise ValueError("--exited-at is before --launched-at")
-    except ValueError as error:
+        if arguments.best_overrides is not None:
+            bench = json.loads(arguments.best_overrides.read_text())
+    except (ValueError, OSError) as error:
         print(f"speed_check: {error}", file=sys.stderr)
         return 2
+    if arguments.best_overrides is not None:
+        best = best_setting(bench, arguments.batch_size, arguments.epochs)
+        if best is not None:
+            print(" ".join(overrides(best["switches"])))
+            print(f"speed_check: {best['config']} at {best['images_per_s']:,.0f} img/s, "
+                  f"{best['projected_training_seconds']:,.0f} s of training for "
+                  f"{arguments.epochs} epochs", file=sys.stderr)
+        return 0
     results: dict[str, Any] = {
         "device_name": None,
         "inputs": {key: str(value) if isinstance(value, Path) else value

@@ -72,17 +72,16 @@ def compile_network(model: torch.nn.Module, enabled: bool, mode: str = "default"
     return torch.compile(model, mode=None if mode == "default" else mode, dynamic=dynamic)
 
 
-def uses_cuda_graphs(runtime: Runtime, enabled: bool, mode: str) -> bool:
+def uses_cuda_graphs(device: torch.device, enabled: bool, mode: str) -> bool:
     """Whether torch.compile in `mode` replays CUDA graphs on this device."""
-    return enabled and runtime.device.type == "cuda" and mode in ("reduce-overhead",
-                                                                  "max-autotune")
+    return enabled and device.type == "cuda" and mode in ("reduce-overhead", "max-autotune")
 
 
 def _no_section(name: str) -> nullcontext:
     return _NULL
 
 
-_NULL = nullcontext()
+_NULL = nullcontext()  # reusable: entering it does nothing
 
 
 def _batches(loader, section):
@@ -106,7 +105,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: DictConfig):
 
 def train_one_epoch(model, loader: DeviceLoader, mixer: Mixer, mix_generator: torch.Generator,
                     optimizer, scaler, runtime: Runtime, progress=None,
-                    stop=None, section=_no_section) -> dict[str, float]:
+                    stop=None, section=None) -> dict[str, float]:
     """One pass over the training batches; metrics stay on the device until the end.
 
     `stop()` is polled between steps (a Python flag, no device sync); when it
@@ -115,6 +114,7 @@ def train_one_epoch(model, loader: DeviceLoader, mixer: Mixer, mix_generator: to
     record_function, training passes a shared no-op context.
     """
     model.train()
+    section = section or _no_section
     device = runtime.device
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device)
@@ -284,7 +284,7 @@ def _run_locked(cfg: DictConfig, run_dir: Path, runtime: Runtime, overrides: lis
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, cfg, device, cfg.trainer.optimizer_step)
     network = compile_network(model, cfg.trainer.compile, cfg.trainer.compile_mode)
-    runtime = replace(runtime, cuda_graphs=uses_cuda_graphs(runtime, cfg.trainer.compile,
+    runtime = replace(runtime, cuda_graphs=uses_cuda_graphs(device, cfg.trainer.compile,
                                                             cfg.trainer.compile_mode))
     scheduler = build_scheduler(optimizer, cfg)
     scaler = torch.amp.GradScaler(device.type, enabled=runtime.precision == "fp16")
@@ -296,6 +296,7 @@ def _run_locked(cfg: DictConfig, run_dir: Path, runtime: Runtime, overrides: lis
 
     # --- resume -----------------------------------------------------------------
     metrics = MetricsLog(run_dir)
+    writer = checkpoint.BackgroundWriter(checkpoint_path)
     start_epoch = 1
     if state is not None:
         model.load_state_dict(state["model"])
@@ -344,7 +345,7 @@ def _run_locked(cfg: DictConfig, run_dir: Path, runtime: Runtime, overrides: lis
                    "seconds": time.perf_counter() - epoch_start,
                    "images_per_s": train["images"] / train_seconds,
                    "elapsed_seconds": time.perf_counter() - started}
-            _save_epoch(checkpoint_path, metrics, row, {
+            _save_epoch(writer, metrics, row, {
                 "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                 "rng": _rng_state(generators), "config": config})
@@ -357,6 +358,7 @@ def _run_locked(cfg: DictConfig, run_dir: Path, runtime: Runtime, overrides: lis
                      _format_seconds(eta))
             if progress is not None:
                 progress.set_postfix(test_acc=f"{100 * row['test_acc']:.2f}%")
+        _checkpoint_landed(writer)
         summary["status"] = "finished"
     except Diverged as error:
         summary.update(status="diverged", error=str(error))
@@ -379,6 +381,10 @@ def _run_locked(cfg: DictConfig, run_dir: Path, runtime: Runtime, overrides: lis
     finally:
         if progress is not None:
             progress.close()
+        try:  # the last checkpoint lands before the run reports how it ended
+            writer.wait()
+        except checkpoint.CheckpointWriteError as error:  # another error is on its way
+            log.error("the checkpoint of epoch %d was not written: %s", error.epoch, error)
         summary.update(summarise(metrics.read()))
         metrics.add_hparams(config, summary)
         metrics.close()
@@ -391,25 +397,32 @@ def _run_locked(cfg: DictConfig, run_dir: Path, runtime: Runtime, overrides: lis
     return summary
 
 
-def _save_epoch(checkpoint_path: Path, metrics: MetricsLog, row: dict[str, Any],
+def _save_epoch(writer: checkpoint.BackgroundWriter, metrics: MetricsLog, row: dict[str, Any],
                 state: dict[str, Any]) -> None:
-    """The metrics line first, then the checkpoint.
+    """The previous checkpoint landed, then the metrics line, then the checkpoint.
 
-    A crash between the two leaves a line without its checkpoint; resume
-    drops lines past the checkpoint's epoch and redoes that epoch, so no
-    epoch is ever missing from metrics.jsonl.
+    The checkpoint is written in the background while the next epoch trains.
+    A crash before it lands leaves a line without its checkpoint; resume drops
+    lines past the checkpoint's epoch and redoes that epoch, so no epoch is
+    ever missing from metrics.jsonl.
     """
+    _checkpoint_landed(writer)
     try:
         metrics.append(row)
     except OSError as error:
         raise OutputError(f"{metrics.path}: could not append epoch {row['epoch']} "
                           f"({error.strerror or error})") from None
+    writer.save(state, row["epoch"])
+
+
+def _checkpoint_landed(writer: checkpoint.BackgroundWriter) -> None:
+    """Wait for the checkpoint in flight; a failed write stops the run with one line."""
     try:
-        checkpoint.save_atomic(state, checkpoint_path)
-    except OSError as error:
-        raise OutputError(f"{checkpoint_path}: could not write the checkpoint of epoch "
-                          f"{row['epoch']} ({error.strerror or error}); the previous checkpoint "
-                          "is intact, free space or fix permissions and pass resume=true") from None
+        writer.wait()
+    except checkpoint.CheckpointWriteError as error:
+        raise OutputError(f"{writer.path}: could not write the checkpoint of epoch "
+                          f"{error.epoch} ({error.strerror}); the previous checkpoint is "
+                          "intact, free space or fix permissions and pass resume=true") from None
 
 
 def _progress_bar(cfg: DictConfig, total: int):

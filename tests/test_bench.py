@@ -63,7 +63,18 @@ def test_dry_run_summary_has_ratios_and_markdown_tables(dry_run):
                                                               "optimizer fused"}
     assert {(row["pipeline"], row["aug"]) for row in summary["mixing_overhead"]} == {
         (pipeline, aug) for pipeline in ("fast", "classic") for aug in ("mixup", "cutmix")}
+    targets = {row["target"]: row for row in summary["targets"]}
+    assert len(targets) == 6
+    # Batch 2 only: the throughput targets (batch 128 and 512) were not measured.
+    assert targets["training img/s, batch 128, mixup >= 20,000"]["met"] is None
+    ratio = targets["fast / classic, lowest over batch sizes and augs >= 5x"]
+    assert ratio["measured"] == min(row["fast_over_classic"] for row in summary["training"])
+    time_row = targets["mixing time over aug none, highest <= 3%"]
+    assert time_row["measured"] == max(row["time_percent"] for row in summary["mixing_overhead"]
+                                       if row["pipeline"] == "fast")
+    assert time_row["met"] is (time_row["measured"] <= 3)
     markdown = (out / "bench.md").read_text()
+    assert "## Targets (one H100 or H200)" in markdown and "these targets are for a GPU" in markdown
     for heading in ("## Training: fast vs classic", "## Speed switches",
                     "## Data pipeline alone", "## Mixing overhead"):
         assert heading in markdown
@@ -85,10 +96,10 @@ def test_cuda_variants_turn_each_switch_once_and_compile_last():
     fast = bench.Switches("bf16", True, False, True)
     labels = [switches.label(fast) for switches in bench_measure.variants(fast, cuda)]
     assert labels == ["cudnn.benchmark off", "optimizer fused", "channels_last off", "fp32",
-                      "compile on", "compile reduce-overhead"]
+                      "compile reduce-overhead", "compile on"]
     compiled = bench.Switches("bf16", True, True, True)
     labels = [switches.label(compiled) for switches in bench_measure.variants(compiled, cuda)]
-    assert labels[-2:] == ["compile off", "compile reduce-overhead"]
+    assert labels[-2:] == ["compile reduce-overhead", "compile off"]
     assert fast.label(fast) == "fast"
 
 

@@ -94,3 +94,10 @@ def test_check_raises_with_every_problem():
     with pytest.raises(ConfigError) as error:
         check(config, model_names(), mixer_names())
     assert len(str(error.value).splitlines()) == 2
+
+
+def test_a_compile_mode_without_compile_is_refused():
+    config = composed("trainer.compile_mode=reduce-overhead")
+    assert problems(config) == ["trainer.compile_mode=reduce-overhead: takes effect only with "
+                                "trainer.compile=true; add it, or leave the mode at default"]
+    assert problems(composed("trainer.compile_mode=reduce-overhead", "trainer.compile=true")) == []

@@ -95,6 +95,35 @@ def test_sigterm_stops_after_the_step_and_exits_resumable(data_root, uninterrupt
     assert rows(run_dir) == rows(uninterrupted)
 
 
+def test_sigterm_in_a_sweep_stops_the_sweep_not_just_the_job(data_root, tmp_path):
+    """A preemption signal is for the whole process: the sweep's later jobs do not start."""
+    sweep = tmp_path / "sweep"
+    process = subprocess.Popen([sys.executable, "-m", "mixup_bench.cli", "train", "-m",
+                                "seed=0,1", f"data.root={data_root}", f"hydra.sweep.dir={sweep}",
+                                *RUN_ARGS], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 120
+    while not list(sweep.glob("0_*")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first = next(sweep.glob("0_*"))  # 0_model.dropout=0.2,seed=0,...: named by its overrides
+    wait_for_epochs(first, 1, process)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == RESUMABLE_EXIT, stderr[-3000:]
+    assert json.loads((first / "summary.json").read_text())["status"] == "preempted"
+    assert not list(sweep.glob("1_*/summary.json"))
+    assert ": not started, the sweep was preempted" in stdout + stderr
+
+
+def test_old_checkpoints_without_the_new_speed_switches_still_resume():
+    old = {"trainer": {"epochs": 3, "compile": False, "cudnn_benchmark": True}}
+    new = {"trainer": {"epochs": 3, "compile": True, "cudnn_benchmark": False,
+                       "compile_mode": "reduce-overhead", "optimizer_step": "fused"}}
+    assert config_differences(old, new) == []
+    assert config_differences(old, {"trainer": {"epochs": 3, "precision": "fp32"}}) == \
+        ["trainer.precision (None -> 'fp32')"]
+
+
 def test_resume_with_another_config_names_the_keys(data_root, uninterrupted, tmp_path):
     run_dir = tmp_path / "copy"
     shutil.copytree(uninterrupted, run_dir)
@@ -150,13 +179,32 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monke
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(torch, "save", disk_full)
-    with pytest.raises(OutputError) as error:
-        _save_epoch(path, MetricsLog(tmp_path, tensorboard=False), {"epoch": 2}, {"epoch": 2})
-    assert "No space left on device" in str(error.value)
+    writer = checkpoint.BackgroundWriter(path)
+    metrics = MetricsLog(tmp_path, tensorboard=False)
+    _save_epoch(writer, metrics, {"epoch": 2}, {"epoch": 2})  # written in the background
+    with pytest.raises(OutputError) as error:  # found out before epoch 3 is recorded
+        _save_epoch(writer, metrics, {"epoch": 3}, {"epoch": 3})
+    assert "checkpoint of epoch 2 (No space left on device)" in str(error.value)
     assert "previous checkpoint is intact" in str(error.value)
+    assert [row["epoch"] for row in metrics.read()] == [2]
     assert path.read_bytes() == before
     assert not list(path.parent.glob("*.tmp"))
     assert checkpoint.load(path)["epoch"] == 1
+
+
+def test_the_background_checkpoint_holds_the_state_of_its_epoch(tmp_path):
+    """Training goes on while the checkpoint is written: it must hold a copy, not the
+    tensors the next steps update in place."""
+    weights = torch.zeros(1000)
+    state = {"epoch": 4, "model": {"w": weights}, "optimizer": {"state": [weights * 2]}}
+    writer = checkpoint.BackgroundWriter(tmp_path / "last.pt")
+    writer.save(state, 4)
+    weights.add_(1.0)  # the next step, possibly before the write
+    writer.wait()
+    saved = checkpoint.load(tmp_path / "last.pt")
+    assert saved["epoch"] == 4 and torch.equal(saved["model"]["w"], torch.zeros(1000))
+    assert isinstance(saved["optimizer"]["state"], list)
+    assert torch.equal(saved["optimizer"]["state"][0], torch.zeros(1000))
 
 
 def test_parallel_jobs_download_the_dataset_once(tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from mixup_bench.speed_check import equivalence, main, projection, render
+from mixup_bench.speed_check import best_setting, equivalence, main, overrides, projection, render
 
 FAST = {"precision": "auto", "channels_last": "auto", "cudnn_benchmark": True, "compile": True,
         "compile_mode": "max-autotune", "optimizer_step": "fused"}
@@ -205,3 +205,39 @@ def test_cli_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(["--launched-at", "soon"]) == 2
     assert main([]) == 0
     assert "Not run" in capsys.readouterr().out
+
+
+def bench_record(config: str, images_per_s: float, warmup_seconds: float, **switches: Any):
+    base = {"precision": "bf16", "channels_last": True, "compile": False,
+            "cudnn_benchmark": True, "optimizer_step": "foreach", "compile_mode": "default"}
+    return {"pipeline": "fast", "measure": "train", "batch_size": 128, "aug": "mixup",
+            "config": config, "images_per_s": images_per_s, "warmup_seconds": warmup_seconds,
+            "switches": {**base, **switches}}
+
+
+def test_best_setting_weighs_compilation_against_the_epochs_it_saves(tmp_path, capsys):
+    bench = {"settings": {"switch_aug": "mixup"}, "measurements": [
+        bench_record("fast", 20_000, 2.0),
+        bench_record("compile reduce-overhead", 30_000, 60.0, compile=True,
+                     compile_mode="reduce-overhead"),
+        {**bench_record("classic", 90_000, 0.0), "pipeline": "classic", "switches": None},
+        {**bench_record("fast", 99_000, 0.0), "batch_size": 512}]}
+    # 200 epochs: 2 + 200 * 2.5 = 502 s against 60 + 200 * 5/3 = 393.3 s.
+    best = best_setting(bench, 128, 200)
+    assert best["config"] == "compile reduce-overhead"
+    assert best["projected_training_seconds"] == pytest.approx(60 + 200 * 50_000 / 30_000)
+    assert best_setting(bench, 128, 10)["config"] == "fast"  # 27 s against 76.7 s
+    assert best_setting(bench, 256, 200) is None
+    assert overrides(best["switches"]) == [
+        "trainer.precision=bf16", "trainer.channels_last=true", "trainer.cudnn_benchmark=true",
+        "trainer.compile=true", "trainer.optimizer_step=foreach",
+        "trainer.compile_mode=reduce-overhead"]
+    assert "compile_mode" not in " ".join(overrides(best_setting(bench, 128, 10)["switches"]))
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(bench))
+    assert main(["--best-overrides", str(path)]) == 0
+    printed = capsys.readouterr()
+    assert printed.out.strip() == " ".join(overrides(best["switches"]))
+    assert "compile reduce-overhead at 30,000 img/s" in printed.err
+    path.write_text(json.dumps({"measurements": []}))
+    assert main(["--best-overrides", str(path)]) == 0 and capsys.readouterr().out == ""

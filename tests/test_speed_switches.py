@@ -35,9 +35,8 @@ def tiny_epoch(network, model, section=None) -> dict[str, float]:
     mixer.bind(loader)
     optimizer = build_optimizer(model, OPTIM, CPU.device)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    extra = {} if section is None else {"section": section}
     return train_one_epoch(network, loader, mixer, torch.Generator().manual_seed(1), optimizer,
-                           scaler, CPU, **extra)
+                           scaler, CPU, section=section)
 
 
 @pytest.mark.parametrize("step, flags", [("foreach", {"foreach": True}),
@@ -72,13 +71,13 @@ def test_compiled_network_trains_like_the_eager_one():
 
 
 def test_cuda_graph_step_marks_only_with_a_graph_mode_on_cuda():
-    cuda = Runtime(torch.device("cuda"), "bf16", True)
+    cuda = torch.device("cuda")
     assert uses_cuda_graphs(cuda, True, "reduce-overhead")
     assert uses_cuda_graphs(cuda, True, "max-autotune")
     assert not uses_cuda_graphs(cuda, True, "default")
     assert not uses_cuda_graphs(cuda, True, "max-autotune-no-cudagraphs")
     assert not uses_cuda_graphs(cuda, False, "reduce-overhead")
-    assert not uses_cuda_graphs(CPU, True, "reduce-overhead")
+    assert not uses_cuda_graphs(CPU.device, True, "reduce-overhead")
 
 
 def test_each_step_runs_its_phases_in_order_inside_sections():
