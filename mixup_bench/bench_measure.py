@@ -333,9 +333,14 @@ def measure_switches(plan: Plan, switches: Switches, fast: Switches, train, test
                                            partial(steps, plan.steps)))
                 measured[aug][-1]["cudagraph_skips"] = _cudagraph_skips() - skips
         for aug, (loader, mixer, _) in built.items():
-            ordered = sorted(measured[aug], key=lambda result: result["seconds"])
+            rounds_measured = measured[aug]
+            ordered = sorted(rounds_measured, key=lambda result: result["seconds"])
+            # The median round's time and memory; the warm-up that counts is the first
+            # round's (cuDNN's search, compilation), and CUDA-graph fallbacks of any round.
             result = {**ordered[len(ordered) // 2],
-                      "round_seconds": [r["seconds"] for r in measured[aug]]}
+                      "warmup_seconds": rounds_measured[0]["warmup_seconds"],
+                      "cudagraph_skips": sum(r["cudagraph_skips"] for r in rounds_measured),
+                      "round_seconds": [r["seconds"] for r in rounds_measured]}
             record = _record(base, "train", batch_size, aug, plan.warmup, plan.steps,
                              plan.steps * loader.batch_size, result)
             log(f"{label}: train batch {batch_size} {aug}: {record['images_per_s']:,.1f} img/s"

@@ -6,6 +6,8 @@ moment leaves the previous checkpoint whole.
 
 from __future__ import annotations
 
+import copy
+import errno
 import os
 import threading
 from pathlib import Path
@@ -41,8 +43,13 @@ def snapshot(state: Any) -> Any:
     """
     if isinstance(state, torch.Tensor):
         return state.detach().to("cpu", copy=True)
-    if isinstance(state, dict):
-        return {key: snapshot(value) for key, value in state.items()}
+    if isinstance(state, dict):  # the same type: MultiStepLR's milestones are a Counter
+        copied = copy.copy(state)
+        for key, value in state.items():
+            copied[key] = snapshot(value)
+        return copied
+    if isinstance(state, tuple) and hasattr(state, "_fields"):  # a namedtuple
+        return type(state)(*(snapshot(value) for value in state))
     if isinstance(state, (list, tuple)):
         return type(state)(snapshot(value) for value in state)
     return state
@@ -60,7 +67,7 @@ class BackgroundWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._thread: threading.Thread | None = None
-        self._failure: tuple[int, OSError] | None = None
+        self._failure: tuple[int, BaseException] | None = None
 
     def save(self, state: dict[str, Any], epoch: int) -> None:
         """Snapshot `state` now and write it in the background."""
@@ -73,7 +80,7 @@ class BackgroundWriter:
     def _write(self, state: dict[str, Any], epoch: int) -> None:
         try:
             save_atomic(state, self.path)
-        except OSError as error:
+        except BaseException as error:  # noqa: BLE001 - torch.save also raises RuntimeError
             self._failure = (epoch, error)
 
     def wait(self) -> None:
@@ -90,6 +97,8 @@ class BackgroundWriter:
 class CheckpointWriteError(OSError):
     """The checkpoint of `epoch` could not be written; the previous one is intact."""
 
-    def __init__(self, epoch: int, error: OSError) -> None:
-        super().__init__(error.errno, error.strerror or str(error))
+    def __init__(self, epoch: int, error: BaseException) -> None:
+        number = getattr(error, "errno", None) or errno.EIO
+        text = getattr(error, "strerror", None) or f"{type(error).__name__}: {error}"
+        super().__init__(number, text)
         self.epoch = epoch

@@ -57,8 +57,11 @@ def _job(cfg: DictConfig) -> Any:
     multirun = hydra_config.mode == RunMode.MULTIRUN
     if _exit_code["preempted"]:
         # The signal was for the whole process (SLURM, a time limit): each job would start
-        # only to be stopped; a re-run of the sweep starts them.
+        # only to be stopped. Recorded as preempted, so reports list it and a re-run of the
+        # sweep starts it.
         log.warning("%s: not started, the sweep was preempted", run_dir.name)
+        _record_failure(run_dir, cfg, "not started: the sweep was preempted before this job; "
+                        "re-run the sweep to run it", status="preempted")
         return None
     previous = _read_summary(run_dir)
     try:
@@ -107,8 +110,10 @@ def _job(cfg: DictConfig) -> Any:
     return summary.get("final_test_acc")
 
 
-def _record_failure(run_dir: Path, cfg: DictConfig, message: str) -> None:
-    """Keep a failed job visible to `report` unless the trainer already wrote a summary."""
+def _record_failure(run_dir: Path, cfg: DictConfig, message: str,
+                    status: str = "failed") -> None:
+    """Keep a failed (or unstarted) job visible to `report` unless the trainer already
+    wrote a summary."""
     from .metrics import write_json_atomic
 
     path = run_dir / "summary.json"
@@ -120,7 +125,7 @@ def _record_failure(run_dir: Path, cfg: DictConfig, message: str) -> None:
         except Exception:  # noqa: BLE001 - an unresolvable config is itself the error
             config = OmegaConf.to_container(cfg, resolve=False)
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(path, {"status": "failed", "error": message, "config": config,
+        write_json_atomic(path, {"status": status, "error": message, "config": config,
                                  "epochs_completed": 0, "final_test_acc": None,
                                  "best_test_acc": None, "last10_test_acc": None})
     except OSError:

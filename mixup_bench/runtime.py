@@ -119,7 +119,10 @@ def resolve_runtime(device: str, precision: str, channels_last: str | bool) -> R
         else:
             precision = "bf16" if cpu_has_fast_bf16() else "fp32"
     if channels_last == "auto":
-        channels_last = resolved.type == "cuda" or precision == "bf16"
+        # On everywhere: cuDNN's and oneDNN's convolutions both prefer NHWC. On a 2-core
+        # Xeon without AMX, fp32 ResNet-18 training (batch 128) ran at 67-70 img/s with it
+        # and 56-61 without (3 interleaved rounds of 5 steps each, 2026-11-26).
+        channels_last = True
     return Runtime(resolved, precision, bool(channels_last), lease)
 
 

@@ -403,18 +403,22 @@ def _device_names(results: dict) -> str | None:
 EPOCH_IMAGES = 50_000  # one CIFAR-10 training epoch
 
 
-def best_setting(bench: dict[str, Any], batch_size: int, epochs: int) -> dict[str, Any] | None:
+def best_setting(bench: dict[str, Any], batch_size: int, epochs: int,
+                 max_warmup: float | None = None) -> dict[str, Any] | None:
     """The measured setting that would train `epochs` epochs at `batch_size` soonest.
 
     From `mixup-bench bench`'s bench.json: its training records of the fast pipeline with
     the aug the switch variants use; the cost is warm-up (compilation, cuDNN's search)
-    plus `epochs` epochs at the measured rate. None when nothing was measured there.
+    plus `epochs` epochs at the measured rate. The warm-up was measured on ResNet-18's
+    training graph alone (another model, or evaluation, compiles again), so settings whose
+    warm-up exceeds `max_warmup` seconds are left out. None when nothing qualifies.
     """
     aug = bench.get("settings", {}).get("switch_aug", "mixup")
     candidates = [record for record in bench.get("measurements", [])
                   if record.get("pipeline") == "fast" and record.get("measure") == "train"
                   and record.get("batch_size") == batch_size and record.get("aug") == aug
-                  and record.get("switches") and is_number(record.get("images_per_s"))]
+                  and record.get("switches") and is_number(record.get("images_per_s"))
+                  and (max_warmup is None or (record.get("warmup_seconds") or 0) <= max_warmup)]
     if not candidates:
         return None
 
@@ -457,6 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "when none was measured)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--max-warmup", type=float, help="with --best-overrides: leave out "
+                        "settings whose warm-up (compilation) took longer, in seconds")
     return parser
 
 
@@ -477,7 +483,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"speed_check: {error}", file=sys.stderr)
         return 2
     if arguments.best_overrides is not None:
-        best = best_setting(bench, arguments.batch_size, arguments.epochs)
+        best = best_setting(bench, arguments.batch_size, arguments.epochs,
+                            arguments.max_warmup)
         if best is not None:
             print(" ".join(overrides(best["switches"])))
             print(f"speed_check: {best['config']} at {best['images_per_s']:,.0f} img/s, "

@@ -52,11 +52,23 @@ def build_optimizer(model: torch.nn.Module, cfg: DictConfig, device: torch.devic
     foreach: one launch per operation over all parameters; fused: one kernel
     for the whole update; loop: a Python loop over parameters (the reference).
     """
-    kernels = {"foreach": {"foreach": True}, "fused": {"fused": True},
-               "loop": {"foreach": False}}[step]
     return torch.optim.SGD(model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                            weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov,
-                           **kernels)
+                           **OPTIMIZER_KERNELS[step])
+
+
+def load_optimizer_state(optimizer, state: dict[str, Any], step: str) -> None:
+    """load_state_dict, then the kernels `step` asks for (it would restore the saved ones)."""
+    optimizer.load_state_dict(state)
+    for group in optimizer.param_groups:
+        group.update(OPTIMIZER_KERNELS[step])
+
+
+# trainer.optimizer_step -> the SGD flags. load_state_dict restores the saved ones, so a
+# resumed run sets them again (resuming with another step is allowed: same arithmetic).
+OPTIMIZER_KERNELS = {"foreach": {"foreach": True, "fused": False},
+                     "fused": {"foreach": False, "fused": True},
+                     "loop": {"foreach": False, "fused": False}}
 
 
 def compile_network(model: torch.nn.Module, enabled: bool, mode: str = "default",
@@ -300,7 +312,7 @@ def _run_locked(cfg: DictConfig, run_dir: Path, runtime: Runtime, overrides: lis
     start_epoch = 1
     if state is not None:
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(optimizer, state["optimizer"], cfg.trainer.optimizer_step)
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         _restore_rng(state["rng"], generators)
@@ -385,16 +397,22 @@ def _run_locked(cfg: DictConfig, run_dir: Path, runtime: Runtime, overrides: lis
             writer.wait()
         except checkpoint.CheckpointWriteError as error:  # another error is on its way
             log.error("the checkpoint of epoch %d was not written: %s", error.epoch, error)
-        summary.update(summarise(metrics.read()))
-        metrics.add_hparams(config, summary)
-        metrics.close()
-        summary["wall_seconds"] = time.perf_counter() - started
-        summary["ended_at"] = _now()
-        try:
-            write_json_atomic(summary_path, summary)
-        except OSError as error:
-            log.error("could not write %s: %s", summary_path, error)
+        finally:  # even if Ctrl-C comes during the wait
+            _write_summary(summary, summary_path, metrics, config, started)
     return summary
+
+
+def _write_summary(summary: dict[str, Any], path: Path, metrics: MetricsLog,
+                   config: dict[str, Any], started: float) -> None:
+    summary.update(summarise(metrics.read()))
+    metrics.add_hparams(config, summary)
+    metrics.close()
+    summary["wall_seconds"] = time.perf_counter() - started
+    summary["ended_at"] = _now()
+    try:
+        write_json_atomic(path, summary)
+    except OSError as error:
+        log.error("could not write %s: %s", path, error)
 
 
 def _save_epoch(writer: checkpoint.BackgroundWriter, metrics: MetricsLog, row: dict[str, Any],

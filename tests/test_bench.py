@@ -51,7 +51,7 @@ def test_dry_run_writes_every_measurement_with_positive_numbers(dry_run):
     # Each switch turned the other way once: precision (bf16 on a CPU), channels_last and
     # the SGD kernels (compilation is measured on CUDA only).
     configs = {config for _, config, measure, _ in seen if measure == "eval"}
-    assert configs == {"fast", "bf16", "channels_last on", "optimizer fused", "classic"}
+    assert configs == {"fast", "bf16", "channels_last off", "optimizer fused", "classic"}
 
 
 def test_dry_run_summary_has_ratios_and_markdown_tables(dry_run):
@@ -59,7 +59,7 @@ def test_dry_run_summary_has_ratios_and_markdown_tables(dry_run):
     summary = results["summary"]
     assert [row["aug"] for row in summary["training"]] == list(bench.AUGS)
     assert all(row["fast_over_classic"] > 0 for row in summary["training"])
-    assert {row["config"] for row in summary["switches"]} == {"fast", "bf16", "channels_last on",
+    assert {row["config"] for row in summary["switches"]} == {"fast", "bf16", "channels_last off",
                                                               "optimizer fused"}
     assert {(row["pipeline"], row["aug"]) for row in summary["mixing_overhead"]} == {
         (pipeline, aug) for pipeline in ("fast", "classic") for aug in ("mixup", "cutmix")}

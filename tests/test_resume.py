@@ -111,7 +111,10 @@ def test_sigterm_in_a_sweep_stops_the_sweep_not_just_the_job(data_root, tmp_path
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == RESUMABLE_EXIT, stderr[-3000:]
     assert json.loads((first / "summary.json").read_text())["status"] == "preempted"
-    assert not list(sweep.glob("1_*/summary.json"))
+    second = json.loads(next(sweep.glob("1_*/summary.json")).read_text())
+    assert second["status"] == "preempted" and second["epochs_completed"] == 0
+    assert second["error"].startswith("not started: the sweep was preempted")
+    assert not list(sweep.glob("1_*/metrics.jsonl"))  # it never trained
     assert ": not started, the sweep was preempted" in stdout + stderr
 
 
@@ -192,11 +195,27 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monke
     assert checkpoint.load(path)["epoch"] == 1
 
 
+def test_a_checkpoint_write_that_fails_otherwise_is_not_lost_either(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("PytorchStreamWriter failed writing file data/0")
+
+    monkeypatch.setattr(torch, "save", broken)
+    writer = checkpoint.BackgroundWriter(tmp_path / "last.pt")
+    writer.save({"epoch": 5}, 5)
+    with pytest.raises(checkpoint.CheckpointWriteError) as error:
+        writer.wait()
+    assert error.value.epoch == 5 and "PytorchStreamWriter failed" in str(error.value)
+    writer.wait()  # reported once
+
+
 def test_the_background_checkpoint_holds_the_state_of_its_epoch(tmp_path):
     """Training goes on while the checkpoint is written: it must hold a copy, not the
     tensors the next steps update in place."""
+    from collections import Counter
+
     weights = torch.zeros(1000)
-    state = {"epoch": 4, "model": {"w": weights}, "optimizer": {"state": [weights * 2]}}
+    state = {"epoch": 4, "model": {"w": weights}, "optimizer": {"state": [weights * 2]},
+             "scheduler": {"milestones": Counter({100: 1, 150: 1})}}
     writer = checkpoint.BackgroundWriter(tmp_path / "last.pt")
     writer.save(state, 4)
     weights.add_(1.0)  # the next step, possibly before the write
@@ -205,6 +224,8 @@ def test_the_background_checkpoint_holds_the_state_of_its_epoch(tmp_path):
     assert saved["epoch"] == 4 and torch.equal(saved["model"]["w"], torch.zeros(1000))
     assert isinstance(saved["optimizer"]["state"], list)
     assert torch.equal(saved["optimizer"]["state"][0], torch.zeros(1000))
+    assert saved["scheduler"]["milestones"] == Counter({100: 1, 150: 1})
+    assert type(saved["scheduler"]["milestones"]) is Counter  # as MultiStepLR keeps it
 
 
 def test_parallel_jobs_download_the_dataset_once(tmp_path, monkeypatch):

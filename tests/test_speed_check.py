@@ -228,6 +228,7 @@ def test_best_setting_weighs_compilation_against_the_epochs_it_saves(tmp_path, c
     assert best["projected_training_seconds"] == pytest.approx(60 + 200 * 50_000 / 30_000)
     assert best_setting(bench, 128, 10)["config"] == "fast"  # 27 s against 76.7 s
     assert best_setting(bench, 256, 200) is None
+    assert best_setting(bench, 128, 200, max_warmup=30)["config"] == "fast"  # compiles too long
     assert overrides(best["switches"]) == [
         "trainer.precision=bf16", "trainer.channels_last=true", "trainer.cudnn_benchmark=true",
         "trainer.compile=true", "trainer.optimizer_step=foreach",

@@ -11,7 +11,13 @@ import torch
 from mixup_bench.data import CIFAR10_MEAN, CIFAR10_STD, DeviceLoader, Split
 from mixup_bench.mixing import build_mixer
 from mixup_bench.runtime import Runtime
-from mixup_bench.train import build_optimizer, compile_network, train_one_epoch, uses_cuda_graphs
+from mixup_bench.train import (
+    build_optimizer,
+    compile_network,
+    load_optimizer_state,
+    train_one_epoch,
+    uses_cuda_graphs,
+)
 
 OPTIM = SimpleNamespace(optim=SimpleNamespace(lr=0.1, momentum=0.9, weight_decay=5e-4,
                                               nesterov=False))
@@ -39,9 +45,9 @@ def tiny_epoch(network, model, section=None) -> dict[str, float]:
                            scaler, CPU, section=section)
 
 
-@pytest.mark.parametrize("step, flags", [("foreach", {"foreach": True}),
-                                         ("fused", {"fused": True}),
-                                         ("loop", {"foreach": False})])
+@pytest.mark.parametrize("step, flags", [("foreach", {"foreach": True, "fused": False}),
+                                         ("fused", {"fused": True, "foreach": False}),
+                                         ("loop", {"foreach": False, "fused": False})])
 def test_optimizer_step_kernels_give_the_same_update(step, flags):
     reference, model = tiny_model(), tiny_model()
     optimizers = [build_optimizer(reference, OPTIM, CPU.device, "loop"),
@@ -98,3 +104,22 @@ def test_each_step_runs_its_phases_in_order_inside_sections():
     step = ["batch", "/batch", "mix", "/mix", "forward", "/forward", "backward", "/backward",
             "optimizer", "/optimizer", "metrics", "/metrics"]
     assert names == step * 4 + ["batch", "/batch"]  # 64 images / 16; the last fetch ends it
+
+
+def test_a_resumed_optimizer_takes_the_configured_kernels_not_the_saved_ones():
+    saved = build_optimizer(tiny_model(), OPTIM, CPU.device, "foreach")
+    resumed = build_optimizer(tiny_model(), OPTIM, CPU.device, "fused")
+    load_optimizer_state(resumed, saved.state_dict(), "fused")
+    assert all(group["fused"] and not group["foreach"] for group in resumed.param_groups)
+    resumed.load_state_dict(saved.state_dict())  # what torch alone would leave
+    assert all(group["foreach"] and not group["fused"] for group in resumed.param_groups)
+
+
+def test_auto_layout_is_channels_last_on_the_cpu_too(monkeypatch):
+    from mixup_bench import runtime
+
+    for fast_bf16, precision in ((False, "fp32"), (True, "bf16")):
+        monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda fast=fast_bf16: fast)
+        resolved = runtime.resolve_runtime("cpu", "auto", "auto")
+        assert (resolved.precision, resolved.channels_last) == (precision, True)
+    assert runtime.resolve_runtime("cpu", "fp32", False).channels_last is False
