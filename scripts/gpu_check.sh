@@ -38,7 +38,7 @@ dry() { [ "$DRY_RUN" = 1 ] && echo "$1" || echo "$2"; }
 DEADLINE_SECONDS=${DEADLINE_SECONDS:-$(dry 600 500)}  # from the start; the device call has 560
 BENCH_SECONDS=${BENCH_SECONDS:-140}       # SIGINT: the bench keeps what it measured
 PROFILE_SECONDS=${PROFILE_SECONDS:-35}    # SIGINT: the profile keeps its finished batch sizes
-PAPER_SECONDS=${PAPER_SECONDS:-$(dry 40 100)}        # then SIGTERM: the run is preempted
+PAPER_SECONDS=${PAPER_SECONDS:-$(dry 40 110)}        # then SIGTERM: the run is preempted
 FAST_SWEEP_SECONDS=${FAST_SWEEP_SECONDS:-$(dry 150 50)}
 SLOW_SWEEP_SECONDS=${SLOW_SWEEP_SECONDS:-$(dry 150 65)}
 RUNS="$WORK/runs"
@@ -137,11 +137,12 @@ best_setting() {  # the bench's quickest setting for 200 epochs at batch 128, as
     [ -f "$OUT/perf/bench.json" ] || return 0
     local batch=128
     [ "$DRY_RUN" = 1 ] && batch=2
-    # A third of the run's limit at most for compiling: the paper's model and evaluation
-    # compile again, which the bench's warm-up did not count.
+    # At most 40% of the run's limit for compiling: the paper's model and its evaluation
+    # compile again, which the bench's warm-up did not count, and the projection needs
+    # at least two epochs after that.
     read -r -a BEST < <("$PYTHON" -m mixup_bench.speed_check --best-overrides \
         "$OUT/perf/bench.json" --batch-size "$batch" --epochs 200 \
-        --max-warmup $((PAPER_SECONDS / 3)))
+        --max-warmup $((PAPER_SECONDS * 2 / 5)))
     local chosen=${BEST[*]:-defaults}  # (no apostrophe inside ${...:-}: bash quotes it)
     echo "setting: $chosen"
 }
