@@ -314,9 +314,9 @@ def main(argv: list[str]) -> int:
         plan = resolve_plan(parse_args(argv))
         command = " ".join(["mixup-bench", "bench", *map(shlex.quote, argv)])
         if plan.profile:
-            from .bench_profile import run_profile, write_profile
+            from .bench_profile import render, run_profile
 
-            print(write_profile(plan.out, run_profile(plan, command)))  # written per size too
+            print(render(run_profile(plan, command)))  # it writes the files per batch size
             log(f"wrote {plan.out / 'profile.md'} and {plan.out / 'profile.json'}")
             return 0
         results = run(plan, command)

@@ -250,8 +250,7 @@ class Trainee(NamedTuple):
     """What a setting of the switches trains with: the trainer's own pieces."""
 
     runtime: Any  # Runtime
-    model: Any  # the plain module
-    network: Any  # the module, or its compiled wrapper
+    network: Any  # the model, or its compiled wrapper
     optimizer: Any
     scaler: Any
 
@@ -273,17 +272,18 @@ def build_trainee(plan: Plan, switches: Switches, defaults: dict[str, Any]) -> T
     if switches.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optim = SimpleNamespace(optim=SimpleNamespace(**defaults["optim"]))
-    optimizer = build_optimizer(model, optim, plan.device, switches.optimizer_step)
+    optimizer = build_optimizer(model, optim, switches.optimizer_step)
     # Static shapes: each batch size gets its own graph, as a fixed-batch trainer would.
     network = (compile_network(model, True, switches.compile_mode, dynamic=False)
                if switches.compile else model)
     scaler = torch.amp.GradScaler(plan.device.type, enabled=switches.precision == "fp16")
-    return Trainee(runtime, model, network, optimizer, scaler)
+    return Trainee(runtime, network, optimizer, scaler)
 
 
 def training_steps(trainee: Trainee, train, batch_size: int, aug: str,
-                   defaults: dict[str, Any], section=None) -> tuple[Any, Any, Callable]:
-    """(loader, mixer, steps): steps(n) trains n steps of batch_size with aug."""
+                   defaults: dict[str, Any]) -> tuple[Any, Any, Callable]:
+    """(loader, mixer, steps): steps(n) trains n steps of batch_size with aug;
+    steps(n, section=record_function) marks each phase for a profiler."""
     import torch
 
     from .data import CIFAR10_MEAN, CIFAR10_STD, DeviceLoader
@@ -296,7 +296,7 @@ def training_steps(trainee: Trainee, train, batch_size: int, aug: str,
     mixer.bind(loader)
     steps = partial(_train_steps, trainee.network, loader, mixer,
                     torch.Generator().manual_seed(1), trainee.optimizer, trainee.scaler,
-                    trainee.runtime, section=section)
+                    trainee.runtime)
     return loader, mixer, steps
 
 

@@ -70,15 +70,13 @@ def _profile_batch_size(plan: Plan, trainee, train, batch_size: int, aug: str,
     synchronize(plan.device)
     wall = time.perf_counter() - start
 
-    _, _, marked = training_steps(trainee, train, batch_size, aug, defaults,
-                                  section=record_function)
     activities = [ProfilerActivity.CPU]
     cuda = plan.device.type == "cuda"
     if cuda:
         activities.append(ProfilerActivity.CUDA)
     with profile(activities=activities) as profiler:
         start = time.perf_counter()
-        marked(steps_count)
+        steps(steps_count, section=record_function)  # each phase a profiler range
         synchronize(plan.device)
         profiled_wall = time.perf_counter() - start
     events = profiler.key_averages()

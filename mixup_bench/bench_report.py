@@ -4,6 +4,7 @@ bench.json / bench.md."""
 from __future__ import annotations
 
 import itertools
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -117,8 +118,8 @@ def targets(records: list[dict[str, Any]], summary: dict[str, list[dict[str, Any
         worst and worst["fast_over_classic"],
         worst and f"fast, batch {worst['batch_size']}, {worst['aug']}"
         + ("" if complete else f" ({len(ratios)} of {len(summary['training'])} measured)"),
-        (worst["fast_over_classic"] >= CLASSIC_RATIO_TARGET if complete else None)
-        if worst else None, "ratio")
+        worst["fast_over_classic"] >= CLASSIC_RATIO_TARGET if worst and complete else None,
+        "ratio")
     fast_overheads = [r for r in summary["mixing_overhead"] if r["pipeline"] == "fast"]
     for key, limit, name in (("time_percent", MIXING_TIME_TARGET, "time"),
                              ("peak_memory_percent", MIXING_MEMORY_TARGET,
@@ -141,10 +142,7 @@ def _time_overhead(plain: dict[str, Any], mixed: dict[str, Any]) -> float:
     rounds = plain.get("round_seconds"), mixed.get("round_seconds")
     if rounds[0] and rounds[1] and len(rounds[0]) == len(rounds[1]) > 1 \
             and plain["images"] == mixed["images"]:
-        ratios = sorted(m / p for p, m in zip(*rounds, strict=True))
-        middle = len(ratios) // 2
-        ratio = ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2
-        return 100 * (ratio - 1)
+        return 100 * (statistics.median(m / p for p, m in zip(*rounds, strict=True)) - 1)
     return 100 * (plain["images_per_s"] / mixed["images_per_s"] - 1)
 
 

@@ -22,7 +22,6 @@ from .errors import UserError
 RESUMABLE_EXIT = 75  # EX_TEMPFAIL: try again later (resume=true continues the run)
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
 
-# Keys that may change between a checkpoint and its resume without changing results.
 # Keys a resumed run may change: where things are, what is shown, and the speed switches
 # that leave the arithmetic as it is (kernel choice and fusion, not precision or layout).
 HARMLESS_KEYS = ("resume", "data.root", "data.download", "trainer.progress", "trainer.samples",

@@ -45,8 +45,7 @@ def _format_seconds(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
 
 
-def build_optimizer(model: torch.nn.Module, cfg: DictConfig, device: torch.device,
-                    step: str = "foreach"):
+def build_optimizer(model: torch.nn.Module, cfg: DictConfig, step: str = "foreach"):
     """SGD with momentum; `step` picks its kernels (trainer.optimizer_step).
 
     foreach: one launch per operation over all parameters; fused: one kernel
@@ -294,7 +293,7 @@ def _run_locked(cfg: DictConfig, run_dir: Path, runtime: Runtime, overrides: lis
     model = build_model(cfg.model.name, dataset.num_classes, cfg.model.dropout).to(device)
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(model, cfg, device, cfg.trainer.optimizer_step)
+    optimizer = build_optimizer(model, cfg, cfg.trainer.optimizer_step)
     network = compile_network(model, cfg.trainer.compile, cfg.trainer.compile_mode)
     runtime = replace(runtime, cuda_graphs=uses_cuda_graphs(device, cfg.trainer.compile,
                                                             cfg.trainer.compile_mode))

@@ -158,3 +158,15 @@ def test_bad_arguments_fail_with_one_line_and_status_2(arguments, message, capsy
     assert error.startswith("mixup-bench: error:") and message in error
     assert len(error.splitlines()) == 1
     assert not (tmp_path / "bench.json").exists()
+
+
+def test_mixing_overhead_is_the_median_of_per_round_ratios():
+    from mixup_bench.bench_report import _time_overhead
+
+    plain = {"round_seconds": [1.0, 2.0, 1.0], "images": 640, "images_per_s": 640.0}
+    mixed = {"round_seconds": [1.02, 2.2, 0.99], "images": 640, "images_per_s": 600.0}
+    # Per round: 1.02, 1.10, 0.99 -> median 1.02; the round-2 drift (2 s) does not count.
+    assert _time_overhead(plain, mixed) == pytest.approx(2.0)
+    single = {"images": 640, "images_per_s": 640.0}
+    assert _time_overhead(single, {"images": 640, "images_per_s": 600.0}) == \
+        pytest.approx(100 * (640 / 600 - 1))

@@ -39,7 +39,7 @@ def tiny_epoch(network, model, section=None) -> dict[str, float]:
                           generator=torch.Generator().manual_seed(0))
     mixer = build_mixer("mixup", 10, 0.2)
     mixer.bind(loader)
-    optimizer = build_optimizer(model, OPTIM, CPU.device)
+    optimizer = build_optimizer(model, OPTIM)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     return train_one_epoch(network, loader, mixer, torch.Generator().manual_seed(1), optimizer,
                            scaler, CPU, section=section)
@@ -50,8 +50,8 @@ def tiny_epoch(network, model, section=None) -> dict[str, float]:
                                          ("loop", {"foreach": False, "fused": False})])
 def test_optimizer_step_kernels_give_the_same_update(step, flags):
     reference, model = tiny_model(), tiny_model()
-    optimizers = [build_optimizer(reference, OPTIM, CPU.device, "loop"),
-                  build_optimizer(model, OPTIM, CPU.device, step)]
+    optimizers = [build_optimizer(reference, OPTIM, "loop"),
+                  build_optimizer(model, OPTIM, step)]
     for name, value in flags.items():
         assert optimizers[1].defaults[name] is value
     inputs = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(0))
@@ -107,8 +107,8 @@ def test_each_step_runs_its_phases_in_order_inside_sections():
 
 
 def test_a_resumed_optimizer_takes_the_configured_kernels_not_the_saved_ones():
-    saved = build_optimizer(tiny_model(), OPTIM, CPU.device, "foreach")
-    resumed = build_optimizer(tiny_model(), OPTIM, CPU.device, "fused")
+    saved = build_optimizer(tiny_model(), OPTIM, "foreach")
+    resumed = build_optimizer(tiny_model(), OPTIM, "fused")
     load_optimizer_state(resumed, saved.state_dict(), "fused")
     assert all(group["fused"] and not group["foreach"] for group in resumed.param_groups)
     resumed.load_state_dict(saved.state_dict())  # what torch alone would leave
