@@ -13,11 +13,11 @@ DATA_ARGS     = data.root=$(DATA) $(if $(wildcard $(DATA)/.jpeg-copy),data.verif
 ARGS          ?=
 PYTEST_ARGS   ?=
 
-.PHONY: install test train smoke bench gpu-check-dry data data-quick reproduce reproduce-quick report lint clean help
+.PHONY: install test test-slow train smoke bench gpu-check-dry data data-quick reproduce reproduce-quick report lint clean help
 
 help:
 	@echo "make install   create $(VENV) and install mixup-bench with its test extras"
-	@echo "make test      install, then run the test suite"
+	@echo "make test      install, then run the test suite (make test-slow: the slow ones)"
 	@echo "make train     install, then: mixup-bench train aug=mixup alpha=0.2 (ARGS=... adds overrides)"
 	@echo "make smoke     install, then a 1-2 minute CPU run (experiment=smoke)"
 	@echo "make bench     mixup-bench bench (ARGS=\"--device cpu --quick\" on a CPU; --profile: where a step's time goes)"
@@ -35,8 +35,13 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# Tests marked slow (real images) are left out here, to keep the suite short on a 2-core CI
+# machine; `make test-slow` runs them.
 test: install
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-slow: install
+	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
 # Use the shared JPEG copy when it is there and no CIFAR-10 is; otherwise the
 # trainer downloads the official archive itself.

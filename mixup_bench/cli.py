@@ -1,8 +1,8 @@
 """`mixup-bench <subcommand> ...`: dispatch without importing anything heavy.
 
 `train` hands the rest of the command line to Hydra (so `-m`, `--cfg job`,
-`--help` and `hydra.run.dir=...` behave as Hydra users expect); `report`
-and `bench` have their own argument parsers. torch is imported only once a
+`--help` and `hydra.run.dir=...` behave as Hydra users expect); `report`,
+`bench` and `speed-check` have their own argument parsers. torch is imported only once a
 run starts, so `--help` answers at once.
 """
 
@@ -20,6 +20,8 @@ commands:
   report    tables, plots and verdicts from run directories
             (mixup-bench report multirun/<sweep> [--out DIR])
   bench     measure training throughput and memory (mixup-bench bench --help)
+  speed-check  equivalence of the speed switches and the paper recipe's projected
+            wall time, from run directories (mixup-bench speed-check --help)
 
 examples:
   mixup-bench train experiment=smoke
@@ -27,7 +29,7 @@ examples:
   mixup-bench train --cfg job aug=cutmix
 """
 
-COMMANDS = ("train", "report", "bench")
+COMMANDS = ("train", "report", "bench", "speed-check")
 
 
 def _error(message: str, code: int = 2) -> int:
@@ -59,9 +61,13 @@ def main(argv: list[str] | None = None) -> int:
 
         return train_main(rest)
     if command == "report":
-        from .report import main as report_main
+        from .report.cli import main as report_main
 
         return report_main(rest)
+    if command == "speed-check":
+        from .report.speed_check import main as speed_check_main
+
+        return speed_check_main(rest)
     from .bench import main as bench_main
 
     return bench_main(rest)

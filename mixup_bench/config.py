@@ -71,6 +71,7 @@ RULES: tuple[Rule, ...] = (
          required=False),
     Rule("model.name", "str", "a registered model"),
     Rule("model.dropout", "float", "a number in [0, 1)", lambda value: 0 <= value < 1),
+    Rule("model.zero_init_last", "bool", "true or false"),
     Rule("aug.name", "str", "a registered augmentation"),
     Rule("optim.name", "str", "sgd", _one_of("sgd")),
     Rule("optim.lr", "float", "a number > 0", _positive),
@@ -101,17 +102,32 @@ RULES: tuple[Rule, ...] = (
     Rule("trainer.samples", "bool", "true or false"),
 )
 
+# The speed switches: how a run uses its hardware, never what it computes in exact arithmetic.
+# Each maps to whether the arithmetic is the same either way (kernel choice and fusion): those
+# may change when a run resumes. Precision and memory layout change the rounding, so they may
+# not. The report groups runs regardless of all of them; the bench measures each; speed_check
+# compares runs that differ only in them. This is the one list.
+SPEED_SWITCHES: dict[str, bool] = {
+    "trainer.precision": False,
+    "trainer.channels_last": False,
+    "trainer.cudnn_benchmark": True,
+    "trainer.compile": True,
+    "trainer.compile_mode": True,
+    "trainer.optimizer_step": True,
+}
+
 # Keys that may appear without a rule: Hydra's own and per-augmentation extras
 # that the augmentation registry validates itself.
 _FREE_PREFIXES = ("hydra.", "aug.")
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mappings -> {"a.b.c": value}; lists stay values."""
+    """Nested mappings -> {"a.b.c": value}; lists stay values, and so does an empty mapping
+    (so a key whose value is {} is still seen)."""
     flat: dict[str, Any] = {}
     for key, value in tree.items():
         dotted = f"{prefix}{key}"
-        if isinstance(value, Mapping):
+        if isinstance(value, Mapping) and value:
             flat.update(flatten(value, dotted + "."))
         else:
             flat[dotted] = value

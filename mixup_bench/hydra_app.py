@@ -19,7 +19,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from .errors import ConfigError, UserError
-from .safety import RESUMABLE_EXIT, config_differences
+from .jsonio import read_json_mapping, write_json_atomic
+from .train.safety import RESUMABLE_EXIT, config_differences
 
 log = logging.getLogger("mixup_bench")
 
@@ -39,12 +40,7 @@ def _absolute_data_root(cfg: DictConfig) -> None:
 
 
 def _read_summary(run_dir: Path) -> dict[str, Any] | None:
-    import json
-
-    try:
-        return json.loads((run_dir / "summary.json").read_text())
-    except (OSError, ValueError):
-        return None
+    return read_json_mapping(run_dir / "summary.json")
 
 
 def _job(cfg: DictConfig) -> Any:
@@ -73,7 +69,7 @@ def _job(cfg: DictConfig) -> Any:
                     **{key: value for key, value in config["aug"].items() if key != "name"})
         if previous is not None and multirun:
             # Re-running a sweep: skip what finished with this config, resume the rest.
-            # Keys that cannot change the results (safety.HARMLESS_KEYS) may differ; the
+            # Keys that cannot change the results (train.safety.HARMLESS_KEYS) may differ; the
             # epoch count may not: more epochs of a step schedule resume the run.
             before = previous.get("config") or {}
             same = not config_differences(before, config) and \
@@ -82,7 +78,7 @@ def _job(cfg: DictConfig) -> Any:
                 log.info("%s: finished before with this config; skipped", run_dir)
                 return previous.get("final_test_acc")
             cfg.resume = True
-        from .train import run
+        from .train.run import run
 
         summary = run(cfg, run_dir, overrides=list(hydra_config.overrides.task),
                       choices=dict(hydra_config.runtime.choices))
@@ -114,8 +110,6 @@ def _record_failure(run_dir: Path, cfg: DictConfig, message: str,
                     status: str = "failed") -> None:
     """Keep a failed (or unstarted) job visible to `report` unless the trainer already
     wrote a summary."""
-    from .metrics import write_json_atomic
-
     path = run_dir / "summary.json"
     try:
         if (_read_summary(run_dir) or {}).get("status") not in ("running", None):
@@ -127,7 +121,8 @@ def _record_failure(run_dir: Path, cfg: DictConfig, message: str,
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(path, {"status": status, "error": message, "config": config,
                                  "epochs_completed": 0, "final_test_acc": None,
-                                 "best_test_acc": None, "last10_test_acc": None})
+                                 "best_test_acc": None, "last10_test_acc": None,
+                                 "last10_median_test_acc": None})
     except OSError:
         pass
 

@@ -12,7 +12,7 @@
 #      projected from the epochs it completed
 #   7. equivalence: 4 seeds with the trainer's default speed switches and 4 with them off
 #      (fp32, NCHW, no cuDNN autotuning), 20% of the training set, 4 epochs
-#   8. python -m mixup_bench.speed_check: the projection and the paired same-seed comparison
+#   8. mixup-bench speed-check: the projection and the paired same-seed comparison
 # Each step has its own time limit, and none runs past DEADLINE_SECONDS from the start.
 #
 # Before it, run scripts/prepare_device.sh HERE (it fills .whl/ and .data/). Then, with
@@ -140,7 +140,7 @@ best_setting() {  # the bench's quickest setting for 200 epochs at batch 128, as
     # At most 40% of the run's limit for compiling: the paper's model and its evaluation
     # compile again, which the bench's warm-up did not count, and the projection needs
     # at least two epochs after that.
-    read -r -a BEST < <("$PYTHON" -m mixup_bench.speed_check --best-overrides \
+    read -r -a BEST < <("$PYTHON" -m mixup_bench.cli speed-check --best-overrides \
         "$OUT/perf/bench.json" --batch-size "$batch" --epochs 200 \
         --max-warmup $((PAPER_SECONDS * 2 / 5)))
     local chosen=${BEST[*]:-defaults}  # (no apostrophe inside ${...:-}: bash quotes it)
@@ -187,7 +187,7 @@ summarise() {
     [ -d "$RUNS/eq_slow" ] && inputs+=(--slow-sweep "$RUNS/eq_slow")
     [ -d "$RUNS/paper" ] && inputs+=(--paper-run "$RUNS/paper" --launched-at "$PAPER_LAUNCHED"
                                      --exited-at "$PAPER_EXITED")
-    "$PYTHON" -m mixup_bench.speed_check "${inputs[@]}" --out "$OUT"
+    "$PYTHON" -m mixup_bench.cli speed-check "${inputs[@]}" --out "$OUT"
     local status=$?
     tar -czf "$OUT/runs.tar.gz" -C "$WORK" --exclude=checkpoints --exclude=tb runs
     find "$OUT" -name '*.tmp' -delete  # a write cut by a limit: only 8 files come back

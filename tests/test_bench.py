@@ -8,8 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from mixup_bench import bench, bench_measure, classic
-from mixup_bench.mixing import mixup, one_hot, soft_target_cross_entropy
+from mixup_bench import bench
+from mixup_bench.bench import classic
+from mixup_bench.bench import measure as bench_measure
+from mixup_bench.bench.plan import AUGS, Plan, Switches
+from mixup_bench.mixing import soft_target_cross_entropy
+from mixup_bench.mixing.ops import mixup, one_hot
 
 RECORD_KEYS = {"pipeline", "config", "measure", "batch_size", "aug", "warmup", "steps", "images",
                "seconds", "warmup_seconds", "images_per_s", "peak_memory_bytes",
@@ -44,7 +48,7 @@ def test_dry_run_writes_every_measurement_with_positive_numbers(dry_run):
         seen.add((record["pipeline"], record["config"], record["measure"], record["aug"]))
         if record["measure"] == "train":
             assert record["seconds_per_epoch"] > record["train_seconds_per_epoch"] > 0
-    for aug in bench.AUGS:
+    for aug in AUGS:
         for pipeline, config in (("fast", "fast"), ("classic", "classic")):
             assert (pipeline, config, "train", aug) in seen
             assert (pipeline, config, "pipeline", aug) in seen
@@ -57,7 +61,7 @@ def test_dry_run_writes_every_measurement_with_positive_numbers(dry_run):
 def test_dry_run_summary_has_ratios_and_markdown_tables(dry_run):
     _, out, results = dry_run
     summary = results["summary"]
-    assert [row["aug"] for row in summary["training"]] == list(bench.AUGS)
+    assert [row["aug"] for row in summary["training"]] == list(AUGS)
     assert all(row["fast_over_classic"] > 0 for row in summary["training"])
     assert {row["config"] for row in summary["switches"]} == {"fast", "bf16", "channels_last off",
                                                               "optimizer fused"}
@@ -84,7 +88,7 @@ def test_dry_run_summary_has_ratios_and_markdown_tables(dry_run):
 def test_cpu_pipeline_alone_is_compared_as_a_ratio(dry_run):
     _, _, results = dry_run
     rows = results["summary"]["pipeline"]
-    assert len(rows) == len(bench.AUGS)
+    assert len(rows) == len(AUGS)
     for row in rows:
         assert row["fast_images_per_s"] > 0 and row["classic_images_per_s"] > 0
         assert row["fast_over_classic"] == pytest.approx(
@@ -93,11 +97,11 @@ def test_cpu_pipeline_alone_is_compared_as_a_ratio(dry_run):
 
 def test_cuda_variants_turn_each_switch_once_and_compile_last():
     cuda = torch.device("cuda")
-    fast = bench.Switches("bf16", True, False, True)
+    fast = Switches("bf16", True, False, True)
     labels = [switches.label(fast) for switches in bench_measure.variants(fast, cuda)]
     assert labels == ["cudnn.benchmark off", "optimizer fused", "channels_last off", "fp32",
                       "compile reduce-overhead", "compile on"]
-    compiled = bench.Switches("bf16", True, True, True)
+    compiled = Switches("bf16", True, True, True)
     labels = [switches.label(compiled) for switches in bench_measure.variants(compiled, cuda)]
     assert labels[-2:] == ["compile reduce-overhead", "compile off"]
     assert fast.label(fast) == "fast"
@@ -136,7 +140,7 @@ def test_classic_cutmix_pastes_one_box_and_sets_lambda_from_it():
 
 
 def test_classic_loader_crops_flips_normalises_pil_images():
-    split = bench_measure.load_data(bench.Plan(
+    split = bench_measure.load_data(Plan(
         device=torch.device("cpu"), batch_sizes=[4], augs=["none"], warmup=0, steps=1,
         eval_batch_size=4, eval_batches=1, workers=0, compile=False, mode="dry_run",
         data_root=None, out=None, note=None))[0]
@@ -161,12 +165,12 @@ def test_bad_arguments_fail_with_one_line_and_status_2(arguments, message, capsy
 
 
 def test_mixing_overhead_is_the_median_of_per_round_ratios():
-    from mixup_bench.bench_report import _time_overhead
+    from mixup_bench.bench.results import time_overhead_percent
 
     plain = {"round_seconds": [1.0, 2.0, 1.0], "images": 640, "images_per_s": 640.0}
     mixed = {"round_seconds": [1.02, 2.2, 0.99], "images": 640, "images_per_s": 600.0}
     # Per round: 1.02, 1.10, 0.99 -> median 1.02; the round-2 drift (2 s) does not count.
-    assert _time_overhead(plain, mixed) == pytest.approx(2.0)
+    assert time_overhead_percent(plain, mixed) == pytest.approx(2.0)
     single = {"images": 640, "images_per_s": 640.0}
-    assert _time_overhead(single, {"images": 640, "images_per_s": 600.0}) == \
+    assert time_overhead_percent(single, {"images": 640, "images_per_s": 600.0}) == \
         pytest.approx(100 * (640 / 600 - 1))

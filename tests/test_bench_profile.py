@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from torch.autograd import DeviceType
 
 from mixup_bench import bench
-from mixup_bench.bench_profile import SECTIONS, device_busy_us
+from mixup_bench.bench.profile import SECTIONS, device_busy_us
 
 
 def test_cpu_profile_times_every_phase_of_the_step(tmp_path, monkeypatch):

@@ -41,7 +41,8 @@ def test_train_help_is_hydras_and_cfg_job_prints_the_config():
     started = time.perf_counter()
     result = run_cli("train", "--help")
     assert result.returncode == 0 and "== Configuration groups ==" in result.stdout
-    assert "aug: cutmix, manifold_mixup, mixup, mixup_cutmix, none" in result.stdout
+    assert ("aug: cutmix, fmix, manifold_mixup, mixup, mixup_cutmix, none, resizemix"
+            in result.stdout)
     assert time.perf_counter() - started < 20
     result = run_cli("train", "--cfg", "job", "aug=cutmix")
     config = yaml.safe_load(result.stdout)
@@ -182,13 +183,16 @@ def test_sweep_survives_a_failing_job(cifar_root, tmp_path):
 
 def test_speed_switches_do_not_change_the_curve(cifar_root, tmp_path):
     """The same seed with channels_last on and off gives the same metrics within float noise.
-    (The SGD kernels and torch.compile are compared step by step in test_speed_switches.)"""
+    (The SGD kernels and torch.compile are compared step by step in test_speed_switches.)
+
+    model.zero_init_last=true: without it, 8 steps at lr 0.1 on 200 random images are
+    chaotic enough (test loss in the thousands) that float noise grows past any tolerance."""
     curves = []
     for layout in ("true", "false"):
         run_dir = tmp_path / layout
         result = run_cli("train", f"data.root={cifar_root}", f"hydra.run.dir={run_dir}", *TINY,
                          "trainer.epochs=2", "trainer.samples=false",
-                         f"trainer.channels_last={layout}")
+                         "model.zero_init_last=true", f"trainer.channels_last={layout}")
         assert result.returncode == 0, result.stderr[-2000:]
         curves.append([json.loads(line) for line in
                        (run_dir / "metrics.jsonl").read_text().splitlines()])

@@ -26,7 +26,7 @@ def problems(config: dict) -> list[str]:
 
 def test_shipped_defaults_are_valid():
     for aug in ("none", "mixup", "cutmix"):
-        for experiment in ("smoke", "paper"):
+        for experiment in ("smoke", "paper", "openmixup"):
             assert problems(composed(f"aug={aug}", f"experiment={experiment}")) == []
 
 
@@ -44,6 +44,37 @@ def test_paper_preset_is_the_mixup_paper_recipe():
     assert config["optim"]["lr"] == 0.1 and config["optim"]["weight_decay"] == 1e-4
     assert config["sched"] == {"name": "multistep", "milestones": [100, 150], "gamma": 0.1}
     assert config["alpha"] == 1.0 and config["aug"]["name"] == "mixup"
+    # The Mixup authors' network with their code's init (PyTorch's default, no zeroing).
+    assert config["model"]["zero_init_last"] is False
+
+
+def test_openmixup_preset_is_openmixups_cifar10_protocol():
+    from mixup_bench.report.verdicts import load_claims
+
+    config = composed("experiment=openmixup", "aug=none")
+    assert problems(config) == []
+    assert config["model"] == {"name": "resnet18", "dropout": 0.0, "zero_init_last": False}
+    assert config["data"]["name"] == "cifar10" and config["data"]["fraction"] == 1.0
+    assert config["trainer"]["epochs"] == 200 and config["trainer"]["batch_size"] == 100
+    assert config["optim"] == {"name": "sgd", "lr": 0.1, "momentum": 0.9,
+                               "weight_decay": 1e-4, "nesterov": False}
+    assert config["sched"]["name"] == "cosine"
+    for aug, alpha in (("mixup", 1.0), ("cutmix", 0.2), ("manifold_mixup", 2.0)):
+        assert problems(composed("experiment=openmixup", f"aug={aug}", f"alpha={alpha}")) == []
+    claims = {claim["id"]: claim for claim in load_claims()}
+    ids = ("openmixup-resnet18-mixup-gain", "openmixup-resnet18-cutmix-gain",
+           "openmixup-resnet18-manifoldmix-gain")
+    assert set(ids) <= set(claims)
+    flat = {"model.name": "resnet18", "data.name": "cifar10", "data.fraction": 1.0,
+            "trainer.batch_size": 100, "optim.weight_decay": 1e-4, "sched.name": "cosine"}
+    for claim_id in ids:  # the claims select exactly what the preset trains
+        claim = claims[claim_id]
+        assert claim["metric"] == "last10_median_test_acc" and claim["min_epochs"] == 200
+        for selector in (claim["baseline"], claim["treatment"]):
+            assert {key: selector[key] for key in flat} == flat
+            assert all(config[section][key] == value for section, key, value in
+                       (name.split(".") + [value] for name, value in flat.items()))
+    assert [claims[claim_id]["published_treatment"] for claim_id in ids] == [95.70, 96.11, 96.04]
 
 
 @pytest.mark.parametrize("key, value, expected", [
@@ -56,9 +87,10 @@ def test_paper_preset_is_the_mixup_paper_recipe():
     ("optim.lr", "fast", "optim.lr='fast': expected a number > 0"),
     ("trainer.device", "tpu", "trainer.device='tpu': expected auto, cpu, cuda or cuda:N"),
     ("model.name", "resnet19", "model.name='resnet19': expected one of preact_resnet18, "
-                               "resnet18 (did you mean resnet18?)"),
-    ("aug.name", "mixupp", "aug.name='mixupp': expected one of cutmix, manifold_mixup, mixup, "
-                           "mixup_cutmix, none "
+                               "preact_resnet18_timm, resnet18 (did you mean resnet18?)"),
+    ("model.zero_init_last", "yes", "model.zero_init_last='yes': expected true or false"),
+    ("aug.name", "mixupp", "aug.name='mixupp': expected one of cutmix, fmix, manifold_mixup, "
+                           "mixup, mixup_cutmix, none, resizemix "
                            "(did you mean mixup?)"),
     ("data.verify", "yes", "data.verify='yes': expected true or false"),
     ("trainer.optimizer_step", "fast", "trainer.optimizer_step='fast': expected foreach, fused "

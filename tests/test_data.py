@@ -7,22 +7,16 @@ import pickle
 import pytest
 import torch
 
-from mixup_bench.data import (
-    CIFAR10_MEAN,
-    CIFAR10_STD,
-    DeviceLoader,
-    Split,
-    load_cifar10,
-    read_batch,
-    stratified_subset,
-)
+from mixup_bench.data import CIFAR10, CIFAR10_MEAN, CIFAR10_STD, DeviceLoader, Split, load_cifar
+from mixup_bench.data.cifar import read_batch
+from mixup_bench.data.subsets import stratified_subset
 from mixup_bench.errors import DataError
 
 
 def load(root, **overrides):
     options = dict(download=False, verify=False, fraction=1.0, subset_seed=0)
     options.update(overrides)
-    return load_cifar10(root, **options)
+    return load_cifar(root, CIFAR10, **options)
 
 
 def test_reads_standard_layout_into_uint8(cifar_root):

@@ -12,7 +12,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from mixup_bench.data import CIFAR10, CIFAR100, flip_labels, load_cifar, load_dataset
+from mixup_bench.data import CIFAR10, CIFAR100, load_cifar, load_dataset
+from mixup_bench.data.subsets import flip_labels
 from mixup_bench.errors import DataError
 
 from .conftest import SHARED_DATA, TINY, run_cli

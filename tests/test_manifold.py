@@ -8,14 +8,14 @@ from collections import Counter
 import pytest
 import torch
 
-from mixup_bench.manifold import mix_after_stage
 from mixup_bench.mixing import build_mixer
+from mixup_bench.mixing.manifold import mix_after_stage
 from mixup_bench.models import build_model, mixing_stages
 
 from .conftest import TINY, run_cli
 
 
-@pytest.mark.parametrize("name", ["resnet18", "preact_resnet18"])
+@pytest.mark.parametrize("name", ["resnet18", "preact_resnet18", "preact_resnet18_timm"])
 @pytest.mark.parametrize("stage", [1, 2])
 def test_features_after_the_stage_are_mixed_with_the_partners(name, stage):
     model = build_model(name, 10).eval()
@@ -77,3 +77,9 @@ def test_manifold_mixup_trains_end_to_end(cifar_root, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["mixer"]["layers"] == [0, 1, 2]
+    # The Mixup authors' network, initialised as their code does (summary.json says so).
+    assert summary["init"] == {"zero_init_last": False,
+                               "weights": "pytorch default (as the reference code)",
+                               "stem": "pytorch default",
+                               "zero_init_last_target": "each block's conv2 weight"}
+    assert summary["mixer"]["prob"] == 1.0

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from mixup_bench.metrics import MetricsLog, expected_calibration_error, summarise
+from mixup_bench.train.metrics import MetricsLog, expected_calibration_error, summarise
 
 
 def test_ece_matches_a_hand_computed_value():
@@ -53,7 +53,7 @@ def test_metrics_log_appends_reads_back_and_ignores_a_torn_line(tmp_path):
 
 
 def test_reliability_table_gives_per_bin_count_confidence_and_accuracy():
-    from mixup_bench.metrics import reliability_bins, reliability_table
+    from mixup_bench.train.metrics import reliability_bins, reliability_table
 
     probabilities = torch.tensor([[0.9, 0.05, 0.05], [0.9, 0.05, 0.05], [0.6, 0.3, 0.1]])
     table = reliability_table(reliability_bins(probabilities, torch.tensor([0, 1, 0])))
@@ -61,3 +61,35 @@ def test_reliability_table_gives_per_bin_count_confidence_and_accuracy():
     assert table["count"][13] == 2 and table["count"][8] == 1 and sum(table["count"]) == 3
     assert table["confidence"][13] == pytest.approx(0.9) and table["accuracy"][13] == 0.5
     assert table["accuracy"][8] == 1.0 and table["accuracy"][0] is None
+
+
+def test_summarise_gives_the_median_of_the_last_ten():
+    # 12 epochs; the last 10 are 0.90, 0.10, 0.80, 0.20, 0.70, 0.30, 0.60, 0.40, 0.55, 0.95:
+    # sorted, the middle two are 0.55 and 0.60, so the median is 0.575 (the mean is 0.55).
+    accuracies = [0.0, 0.99, 0.9, 0.1, 0.8, 0.2, 0.7, 0.3, 0.6, 0.4, 0.55, 0.95]
+    rows = [{"epoch": epoch, "test_acc": acc} for epoch, acc in enumerate(accuracies, start=1)]
+    summary = summarise(rows)
+    assert summary["last10_median_test_acc"] == pytest.approx(0.575)
+    assert summary["last10_test_acc"] == pytest.approx(0.55)
+    assert summarise(rows[:3])["last10_median_test_acc"] == pytest.approx(0.9)  # 0, .99, .9
+    assert summarise([])["last10_median_test_acc"] is None
+
+
+def test_report_computes_the_median_from_metrics_jsonl_for_old_runs(tmp_path):
+    from mixup_bench.report.rundirs import ACCURACY_METRICS, load_run
+
+    run_dir = tmp_path / "old-run"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / ".hydra" / "config.yaml").write_text(
+        "seed: 0\nalpha: null\naug: {name: none}\nmodel: {name: resnet18}\n")
+    accuracies = [0.0, 0.99, 0.9, 0.1, 0.8, 0.2, 0.7, 0.3, 0.6, 0.4, 0.55, 0.95]
+    (run_dir / "metrics.jsonl").write_text("".join(
+        json.dumps({"epoch": epoch, "test_acc": acc}) + "\n"
+        for epoch, acc in enumerate(accuracies, start=1)))
+    # A summary from before the median existed: the report computes it from metrics.jsonl.
+    (run_dir / "summary.json").write_text(json.dumps(
+        {"status": "finished", "final_test_acc": 0.95, "last10_test_acc": 0.55}))
+    run = load_run(run_dir)
+    assert run.metric("last10_median_test_acc") == pytest.approx(0.575)
+    assert ACCURACY_METRICS.index("last10_median_test_acc") == (
+        ACCURACY_METRICS.index("last10_test_acc") + 1)

@@ -11,17 +11,13 @@ import torch.nn.functional as F
 
 from mixup_bench.mixing import (
     Mixer,
-    box_from_centre,
-    box_lambda,
     build_mixer,
-    cutmix,
     mixer_names,
-    mixup,
-    one_hot,
     register_mixer,
-    sample_beta,
     soft_target_cross_entropy,
 )
+from mixup_bench.mixing.ops import box_from_centre, box_lambda, cutmix, mixup, one_hot
+from mixup_bench.mixing.options import sample_beta
 
 
 def batch(count=8, seed=0):
@@ -182,5 +178,6 @@ def test_registry_refuses_duplicates_and_unknown_names():
     with pytest.raises(ValueError, match="already registered"):
         register_mixer("mixup")(type("Again", (Mixer,), {}))
     with pytest.raises(ValueError,
-                       match="expected one of cutmix, manifold_mixup, mixup, mixup_cutmix, none"):
+                       match="expected one of cutmix, fmix, manifold_mixup, mixup, "
+                             "mixup_cutmix, none, resizemix"):
         build_mixer("manifold", 10, 1.0)

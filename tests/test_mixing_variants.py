@@ -15,19 +15,17 @@ import torch.nn.functional as F
 
 from mixup_bench import mixing
 from mixup_bench.errors import ConfigError
-from mixup_bench.mixing import (
+from mixup_bench.mixing import build_mixer, soft_target_cross_entropy
+from mixup_bench.mixing.ops import (
     box_from_centre,
-    build_mixer,
+    boxes_from_centres,
     cutmix,
     cutmix_box,
-    describe,
     mixup,
     one_hot,
     random_partner,
-    sample_beta,
-    soft_target_cross_entropy,
 )
-from mixup_bench.mixing_variants import alpha_at, boxes_from_centres, sample_lambda
+from mixup_bench.mixing.options import alpha_at, sample_beta, sample_lambda
 
 COUNT = 20000
 
@@ -212,23 +210,33 @@ def test_alpha_schedules_per_epoch():
     assert alpha_at(1.0, "linear_decay", 0.2, 1, None) == 1.0  # outside training: the start
 
 
-@pytest.mark.parametrize("name", ["mixup", "cutmix", "mixup_cutmix"])
-def test_the_mixers_draw_with_the_scheduled_alpha(monkeypatch, name):
-    seen = []
-
-    def spy(alpha, generator, count=None, **shaping):
-        seen.append(alpha)
-        return torch.tensor(0.5) if count is None else torch.full((count,), 0.5)
-
-    monkeypatch.setattr(mixing, "sample_lambda", spy)
-    options = {"cutmix_alpha": 2.0, "switch_prob": 1.0} if name == "mixup_cutmix" else {}
-    mixer = build_mixer(name, 10, 1.0, alpha_schedule="linear_decay", alpha_final=0.2, **options)
+def test_mixup_draws_its_lambda_with_the_scheduled_alpha():
+    mixer = build_mixer("mixup", 10, 1.0, alpha_schedule="linear_decay", alpha_final=0.2)
     images, labels = batch()
-    for epoch in range(1, 6):
+    for epoch, alpha in zip(range(1, 6), (1.0, 0.8, 0.6, 0.4, 0.2), strict=True):
         mixer.set_epoch(epoch, 5)
-        mixer(images, labels, torch.Generator().manual_seed(epoch))
-    scale = 2.0 if name == "mixup_cutmix" else 1.0  # the CutMix alpha follows by the same factor
-    assert seen == pytest.approx([scale * value for value in (1.0, 0.8, 0.6, 0.4, 0.2)])
+        drawn = mixer(images, labels, torch.Generator().manual_seed(epoch)).lam
+        expected = float(sample_lambda(alpha, torch.Generator().manual_seed(epoch)))
+        assert drawn == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["cutmix", "mixup_cutmix"])
+def test_the_box_mixers_follow_the_alpha_schedule(name):
+    """At alpha 1 lambda is uniform: tiny boxes (lambda > 0.98) are rare. At alpha 0.01
+    (the schedule's end; mixup_cutmix's CutMix alpha follows by the same factor) half the
+    draws are near 1, so half the boxes are tiny."""
+    options = {"cutmix_alpha": 2.0, "switch_prob": 1.0} if name == "mixup_cutmix" else {}
+    start = 0.5 if name == "mixup_cutmix" else 1.0  # CutMix alpha 1.0 either way
+    mixer = build_mixer(name, 10, start, alpha_schedule="linear_decay",
+                        alpha_final=start / 100, **options)
+    images, labels = batch()
+    tiny = {}
+    for epoch in (1, 2):
+        mixer.set_epoch(epoch, 2)
+        lams = [mixer(images, labels, torch.Generator().manual_seed(seed)).lam
+                for seed in range(300)]
+        tiny[epoch] = sum(lam > 0.98 for lam in lams) / len(lams)
+    assert tiny[1] < 0.08 and tiny[2] > 0.35, tiny
 
 
 @pytest.mark.parametrize("name", ["mixup", "cutmix", "mixup_cutmix"])
@@ -309,7 +317,7 @@ def test_unknown_options_are_refused_with_the_valid_ones():
         build_mixer("mixup", 10, 0.2, lam_mn=0.3)
     assert str(error.value) == (
         "aug.lam_mn=0.3: expected an option of aug=mixup (alpha_final, alpha_schedule, "
-        "label_smoothing, lam_fold, lam_min, lam_per, off_last_epochs, partner)")
+        "label_smoothing, lam_fold, lam_min, lam_per, off_last_epochs, partner, prob)")
     with pytest.raises(ValueError, match=r"aug.switch_prob=0.5: expected an option of aug=cutmix"):
         build_mixer("cutmix", 10, 1.0, switch_prob=0.5)
     with pytest.raises(ValueError, match=r"^alpha=None: expected a number > 0 for aug=mixup$"):
@@ -323,25 +331,25 @@ def test_none_accepts_and_ignores_the_mixing_options():
                         off_last_epochs=3)
     mixed = mixer(images, labels, torch.Generator().manual_seed(0))
     assert mixed.images is images and torch.equal(mixed.targets, one_hot(labels, 10))
-    assert describe(mixer) == {"name": "none", "alpha": None, "label_smoothing": 0.0}
+    assert mixer.summary() == {"name": "none", "alpha": None, "label_smoothing": 0.0}
 
 
 def test_describe_gives_the_effective_settings():
     mixer = build_mixer("mixup_cutmix", 10, 0.2, lam_min=0.3, lam_fold=True, alpha_final=0.1,
                         switch_prob=0.3)
-    assert describe(mixer) == {
+    assert mixer.summary() == {
         "name": "mixup_cutmix", "alpha": 0.2, "cutmix_alpha": 1.0, "switch_prob": 0.3,
         "lam_min": None, "lam_fold": True,  # lam_min has no effect once folded
         "lam_per": "batch", "partner": "permutation", "alpha_schedule": "constant",
         "alpha_final": None,  # ignored by the constant schedule
-        "off_last_epochs": 0, "label_smoothing": 0.0}
+        "off_last_epochs": 0, "prob": 1.0, "label_smoothing": 0.0}
 
 
 def test_the_shipped_aug_configs_list_every_option_with_its_default():
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
-    from mixup_bench.mixing_variants import MixOptions
+    from mixup_bench.mixing.options import MixOptions
 
     with initialize_config_module(config_module="mixup_bench.conf", version_base="1.3"):
         for name in mixing.mixer_names():
@@ -351,3 +359,57 @@ def test_the_shipped_aug_configs_list_every_option_with_its_default():
             mixer = build_mixer(name, 10, config["alpha"], **options)
             assert set(options) == set(mixer.accepted), name
             assert mixer.options == MixOptions(), name
+
+
+# --- aug.prob: the chance that a batch is mixed at all ----------------------------------------
+
+
+@pytest.mark.parametrize("name", ["mixup", "cutmix", "mixup_cutmix", "manifold_mixup"])
+def test_prob_one_draws_nothing_so_the_stream_is_unchanged(name):
+    images, labels = batch()
+    plain, with_prob = build_mixer(name, 10, 1.0), build_mixer(name, 10, 1.0, prob=1.0)
+    first, second = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    for _ in range(5):
+        expected, found = plain(images, labels, first), with_prob(images, labels, second)
+        assert torch.equal(found.images, expected.images)
+        assert torch.equal(found.targets, expected.targets)
+        assert found.lam == expected.lam and found.method == expected.method
+    assert torch.equal(first.get_state(), second.get_state())
+    assert with_prob.summary()["prob"] == 1.0
+
+
+@pytest.mark.parametrize("name", ["mixup", "cutmix"])
+def test_prob_half_mixes_about_half_of_the_batches(name):
+    images, labels = batch()
+    mixer = build_mixer(name, 10, 1.0, prob=0.5, label_smoothing=0.1)
+    generator = torch.Generator().manual_seed(0)
+    mixed = 0
+    for _ in range(2000):
+        result = mixer(images, labels, generator)
+        if result.method == "none":  # unmixed exactly as off_last_epochs leaves a batch
+            assert result.images is images and result.lam == 1.0
+            assert torch.allclose(result.targets, 0.9 * one_hot(labels, 10) + 0.01)
+        else:
+            mixed += 1
+    # Binomial(2000, 0.5): sd 11.2 batches; 0.04 * 2000 = 80 is over 7 sd.
+    assert abs(mixed / 2000 - 0.5) < 0.04
+    assert mixer.summary()["prob"] == 0.5
+
+
+def test_prob_zero_never_mixes_and_none_accepts_it():
+    images, labels = batch()
+    mixer = build_mixer("mixup", 10, 1.0, prob=0.0)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        result = mixer(images, labels, generator)
+        assert result.method == "none" and torch.equal(result.targets, one_hot(labels, 10))
+    unmixed = build_mixer("none", 10, None, prob=0.5)
+    assert unmixed(images, labels, None).images is images
+
+
+@pytest.mark.parametrize("value", [1.5, -0.1, "x", True])
+def test_bad_prob_is_refused_with_one_line_naming_it(value):
+    with pytest.raises(ConfigError) as error:
+        build_mixer("cutmix", 10, 1.0, prob=value)
+    assert str(error.value) == f"aug.prob={value!r}: expected a number in [0, 1]"
+    assert len(str(error.value).splitlines()) == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import zipfile
 
 from .conftest import REPO
 
@@ -14,12 +15,19 @@ def test_the_wheel_ships_the_configs_and_claims(tmp_path):
                             str(tmp_path / "wheel"), str(REPO)], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr[-3000:]
     wheel = next((tmp_path / "wheel").glob("mixup_bench-*.whl"))
+    # Every YAML under conf/ ships, in every group, without a list of groups to keep up.
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = {name for name in archive.namelist() if name.startswith("mixup_bench/conf/")}
+    wanted = {f"mixup_bench/conf/{path.relative_to(REPO / 'conf').as_posix()}"
+              for path in (REPO / "conf").rglob("*.yaml")}
+    assert wanted and wanted <= shipped, sorted(wanted - shipped)
     install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q",
                               "--target", str(tmp_path / "site"), str(wheel)],
                              capture_output=True, text=True)
     assert install.returncode == 0, install.stderr[-3000:]
     code = ("import mixup_bench, sys; print(mixup_bench.__file__); "
-            "from mixup_bench.verdicts import load_claims; print(len(load_claims()), 'claims'); "
+            "from mixup_bench.report.verdicts import load_claims; "
+            "print(len(load_claims()), 'claims'); "
             "from mixup_bench.cli import main; "
             "sys.exit(main(['train', '--cfg', 'job', 'experiment=paper', 'data=cifar100']))")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,

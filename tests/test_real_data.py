@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from .conftest import run_cli
 
 
+@pytest.mark.slow
 def test_short_cpu_run_on_real_images_learns(real_cifar_root, tmp_path):
     run_dir = tmp_path / "run"
     started = time.perf_counter()
@@ -22,4 +25,7 @@ def test_short_cpu_run_on_real_images_learns(real_cifar_root, tmp_path):
           f"3 epochs, final test acc {summary['final_test_acc']:.3f}, {seconds:.0f} s")
     assert summary["train_images"] == 2000 and summary["test_images"] == 500
     assert summary["final_test_acc"] > 0.2  # chance is 0.10
-    assert seconds < 180
+    # A guard against a pathological slowdown, not a benchmark: the same 2-core machine type
+    # trained ResNet-18 at 0.95 s and at 2.5 s per batch of 64 on different days (2026-11-26,
+    # 2026-12-01), and this run took 90 s and 284 s.
+    assert seconds < 600

@@ -14,19 +14,19 @@ from typing import Any
 import pytest
 import yaml
 
-from mixup_bench.grouping import matches, pair_runs
-from mixup_bench.report import build_report, main, summarise_groups, write_report
-from mixup_bench.rundirs import ALWAYS_SHOWN, AUGMENTATION_KEYS, find_run_directories, load_run
-from mixup_bench.stats import estimate, welch_difference
-from mixup_bench.verdicts import (
-    CONTRADICTED,
-    INCONCLUSIVE,
-    NOT_RUN,
-    SUPPORTED,
-    evaluate_claims,
-    load_claims,
-    validate_claim,
+from mixup_bench.report.build import build_report, summarise_groups, write_report
+from mixup_bench.report.claim_schema import load_claims, validate_claim
+from mixup_bench.report.cli import main
+from mixup_bench.report.grouping import matches, pair_runs
+from mixup_bench.report.judging import INCONCLUSIVE, NOT_RUN, SUPPORTED
+from mixup_bench.report.rundirs import (
+    ALWAYS_SHOWN,
+    AUGMENTATION_KEYS,
+    find_run_directories,
+    load_run,
 )
+from mixup_bench.report.stats import estimate, welch_difference
+from mixup_bench.report.verdicts import evaluate_claims
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -137,7 +137,7 @@ def test_estimate_matches_hand_computation() -> None:
     assert result.n == 3
     assert result.mean == pytest.approx(0.92)
     assert result.std == pytest.approx(0.02)
-    assert result.half_width == pytest.approx(4.303 * 0.02 / math.sqrt(3))
+    assert result.half_width == pytest.approx(4.303 * 0.02 / math.sqrt(3), rel=1e-4)
     assert estimate([0.9]).low is None and estimate([]).mean is None
 
 
@@ -146,7 +146,7 @@ def test_welch_difference_matches_hand_computation() -> None:
     result = welch_difference(first, second)
     standard_error = math.sqrt(0.01**2 / 3 + 0.01**2 / 3)  # both sample stds are 0.01; df = 4
     assert result.mean == pytest.approx(0.04)
-    assert result.half_width == pytest.approx(2.776 * standard_error)
+    assert result.half_width == pytest.approx(2.776 * standard_error, rel=1e-3)
 
 
 def test_groups_by_the_keys_that_differ(tmp_path: Path) -> None:
@@ -197,55 +197,10 @@ def test_selector_compares_numbers_with_tolerance(tmp_path: Path) -> None:
     assert not matches(run, {"alpha": 0.4})
 
 
-@pytest.mark.parametrize(
-    ("baseline", "treatment", "claim_changes", "verdict", "reason"),
-    [
-        ([0.90, 0.91, 0.92], [0.93, 0.935, 0.95], {}, SUPPORTED, "above 0"),
-        ([0.93, 0.935, 0.95], [0.90, 0.91, 0.92], {}, CONTRADICTED, "at or below 0"),
-        ([0.90, 0.91, 0.92], [0.91, 0.90, 0.925], {}, INCONCLUSIVE, "includes 0"),
-        ([0.90], [0.93], {}, INCONCLUSIVE, "only 1 paired seed"),
-        (
-            [0.90, 0.91, 0.92],
-            [0.93, 0.935, 0.95],
-            {"min_epochs": 200},
-            INCONCLUSIVE,
-            "shorter than 200 epochs",
-        ),
-        (
-            [0.90, 0.91],
-            [0.93, 0.94],
-            {"treatment": {"aug.name": "cutmix"}},
-            NOT_RUN,
-            "no finished run matches",
-        ),
-    ],
-)
-def test_gain_verdicts(
-    tmp_path: Path,
-    baseline: list[float],
-    treatment: list[float],
-    claim_changes: dict[str, Any],
-    verdict: str,
-    reason: str,
-) -> None:
-    write_pairs(tmp_path, baseline, treatment)
-    [result] = evaluate_claims([{**GAIN_CLAIM, **claim_changes}], load_all(tmp_path))
-    assert result.verdict == verdict
-    assert reason in result.reason
-    if verdict != NOT_RUN:
-        assert result.n == len(baseline) and "change" in result.measured
-
-
-def test_published_gain_is_placed_against_the_interval(tmp_path: Path) -> None:
-    write_pairs(tmp_path, [0.920, 0.925, 0.921], [0.939, 0.944, 0.942])
-    [result] = evaluate_claims([GAIN_CLAIM], load_all(tmp_path))
-    assert result.verdict == SUPPORTED
-    assert result.published == "92.3% → 94.1% (+1.80 points)"
-    assert "lies inside the measured 95% CI" in result.notes[0]
-
-
 def test_error_rate_claim(tmp_path: Path) -> None:
-    write_pairs(tmp_path, [0.944, 0.946, 0.945], [0.958, 0.957, 0.959], model="preact_resnet18")
+    """Error rates: the change is signed so that a lower error is the claimed direction."""
+    write_pairs(tmp_path, [0.944, 0.946, 0.945], [0.958, 0.959, 0.961], model="preact_resnet18",
+                epochs=200)
     claim = {
         "id": "paper",
         "source": "test",
@@ -258,42 +213,30 @@ def test_error_rate_claim(tmp_path: Path) -> None:
         "published_treatment": 4.2,
     }
     [result] = evaluate_claims([claim], load_all(tmp_path))
-    assert result.verdict == SUPPORTED
-    assert result.measured.startswith("error 5.50% → 4.20%")
-    assert result.effect.mean == pytest.approx(0.013)
+    assert result.verdict == SUPPORTED, result.reason
+    assert result.measured.startswith("error 5.50% → 4.07%")
+    assert result.effect.mean == pytest.approx(0.01433, abs=1e-5)
+    assert result.evidence.change == pytest.approx(0.014)
 
 
-def test_gain_larger_and_alpha_too_large(tmp_path: Path) -> None:
-    write_pairs(tmp_path, [0.60, 0.61, 0.62], [0.66, 0.66, 0.69], fraction=0.1)
-    write_pairs(tmp_path, [0.90, 0.91, 0.92], [0.91, 0.92, 0.935], fraction=1.0)
-    for seed, final in enumerate([0.85, 0.86, 0.86]):
-        write_run(tmp_path, f"alpha1_s{seed}", final=final, seed=seed, aug="mixup", alpha=1.0)
-    claims = [
-        {
-            "id": "larger",
-            "source": "test",
-            "statement": "bigger gain with less data",
-            "kind": "gain_larger",
-            "baseline": {"aug.name": "none"},
-            "treatment": {"aug.name": "mixup", "alpha": 0.2},
-            "larger": {"data.fraction": 0.1},
-            "smaller": {"data.fraction": 1.0},
-        },
-        {
-            "id": "alpha",
-            "source": "test",
-            "statement": "too large alpha hurts",
-            "kind": "alpha_too_large",
-            "selector": {"aug.name": "mixup", "data.fraction": 1.0},
-        },
-    ]
-    larger, alpha = evaluate_claims(claims, load_all(tmp_path))
-    assert larger.verdict == SUPPORTED
+def test_gain_larger_compares_two_paired_gains(tmp_path: Path) -> None:
+    write_pairs(tmp_path, [0.60, 0.61, 0.62], [0.66, 0.66, 0.69], fraction=0.1, epochs=200)
+    write_pairs(tmp_path, [0.90, 0.91, 0.92], [0.91, 0.92, 0.935], fraction=1.0, epochs=200)
+    claim = {
+        "id": "larger",
+        "source": "test",
+        "statement": "bigger gain with less data",
+        "kind": "gain_larger",
+        "baseline": {"aug.name": "none"},
+        "treatment": {"aug.name": "mixup", "alpha": 0.2},
+        "larger": {"data.fraction": 0.1},
+        "smaller": {"data.fraction": 1.0},
+    }
+    [larger] = evaluate_claims([claim], load_all(tmp_path))
+    assert larger.verdict == SUPPORTED, larger.reason
     assert larger.effect.mean == pytest.approx(
         estimate([0.06, 0.05, 0.07]).mean - estimate([0.01, 0.01, 0.015]).mean
     )
-    assert alpha.verdict == SUPPORTED
-    assert "alpha=0.2" in alpha.measured and "alpha=1" in alpha.measured
 
 
 def write_broken_runs(root: Path) -> None:
@@ -405,7 +348,7 @@ def report_in_fresh_python(directory: Path, *checks: str) -> None:
     """Run the report on `directory` in a new interpreter; torch must never be imported."""
     script = "\n".join([
         "import sys",
-        "from mixup_bench.report import main",
+        "from mixup_bench.report.cli import main",
         f"assert main([{str(directory)!r}]) == 0",
         *checks,
         "assert 'torch' not in sys.modules, 'report imported torch'",

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from scipy import stats as scipy_stats
 
-from mixup_bench.figures_calibration import MAX_RELIABILITY_PANELS
-from mixup_bench.report import build_report, figure_notes, summarise_groups, write_report
-from mixup_bench.stats import pool_reliability
+from mixup_bench.report.build import build_report, figure_notes, summarise_groups, write_report
+from mixup_bench.report.figures_calibration import MAX_RELIABILITY_PANELS
+from mixup_bench.report.stats import pool_reliability
 
 from .test_report import PNG_MAGIC, load_all, report_in_fresh_python, write_run
 
@@ -77,10 +78,11 @@ def test_final_ece_statistics_match_hand_computation(tmp_path: Path) -> None:
     ece = group.metrics["final_test_ece"]
     # The last epoch's values 0.02, 0.03, 0.04 (earlier epochs' 0.5 ignored); the older run
     # without test_ece gives no value: mean 0.03, std 0.01, df 2, t = 4.303.
-    half = 4.303 * 0.01 / math.sqrt(3)
+    half = scipy_stats.t.ppf(0.975, 2) * 0.01 / math.sqrt(3)  # 4.303
     assert ece.n == 3 and group.metrics["final_test_acc"].n == 4
     assert ece.mean == pytest.approx(0.03) and ece.std == pytest.approx(0.01)
-    assert (ece.low, ece.high) == (pytest.approx(0.03 - half), pytest.approx(0.03 + half))
+    assert (ece.low, ece.high) == (pytest.approx(0.03 - half),
+                                   pytest.approx(0.03 + half))
 
     out = tmp_path / "out"
     write_report(build_report([tmp_path], []), out)

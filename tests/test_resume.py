@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from mixup_bench import checkpoint
 from mixup_bench.errors import OutputError, UserError
-from mixup_bench.safety import RESUMABLE_EXIT, config_differences, run_directory_lock
+from mixup_bench.train import checkpoint
+from mixup_bench.train.safety import RESUMABLE_EXIT, config_differences, run_directory_lock
 
 from .conftest import TINY, run_cli, write_cifar
 
@@ -127,6 +127,17 @@ def test_old_checkpoints_without_the_new_speed_switches_still_resume():
         ["trainer.precision (None -> 'fp32')"]
 
 
+def test_checkpoints_from_before_aug_prob_and_zero_init_last_resume_at_their_defaults():
+    old = {"aug": {"name": "mixup"}, "model": {"name": "resnet18"}}
+    same = {"aug": {"name": "mixup", "prob": 1.0},
+            "model": {"name": "resnet18", "zero_init_last": False}}
+    assert config_differences(old, same) == []
+    other = {"aug": {"name": "mixup", "prob": 0.5},
+             "model": {"name": "resnet18", "zero_init_last": True}}
+    assert config_differences(old, other) == ["aug.prob (None -> 0.5)",
+                                              "model.zero_init_last (None -> True)"]
+
+
 def test_resume_with_another_config_names_the_keys(data_root, uninterrupted, tmp_path):
     run_dir = tmp_path / "copy"
     shutil.copytree(uninterrupted, run_dir)
@@ -171,8 +182,8 @@ def test_divergence_stops_with_epoch_and_step(data_root, tmp_path):
 
 
 def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
-    from mixup_bench.metrics import MetricsLog
-    from mixup_bench.train import _save_epoch
+    from mixup_bench.train.metrics import MetricsLog
+    from mixup_bench.train.run import save_epoch
 
     path = tmp_path / "checkpoints" / "last.pt"
     checkpoint.save_atomic({"epoch": 1}, path)
@@ -184,9 +195,9 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monke
     monkeypatch.setattr(torch, "save", disk_full)
     writer = checkpoint.BackgroundWriter(path)
     metrics = MetricsLog(tmp_path, tensorboard=False)
-    _save_epoch(writer, metrics, {"epoch": 2}, {"epoch": 2})  # written in the background
+    save_epoch(writer, metrics, {"epoch": 2}, {"epoch": 2})  # written in the background
     with pytest.raises(OutputError) as error:  # found out before epoch 3 is recorded
-        _save_epoch(writer, metrics, {"epoch": 3}, {"epoch": 3})
+        save_epoch(writer, metrics, {"epoch": 3}, {"epoch": 3})
     assert "checkpoint of epoch 2 (No space left on device)" in str(error.value)
     assert "previous checkpoint is intact" in str(error.value)
     assert [row["epoch"] for row in metrics.read()] == [2]
@@ -229,21 +240,23 @@ def test_the_background_checkpoint_holds_the_state_of_its_epoch(tmp_path):
 
 
 def test_parallel_jobs_download_the_dataset_once(tmp_path, monkeypatch):
-    import mixup_bench.data as data
+    import mixup_bench.data.cifar as data
 
     calls = []
 
-    def slow_download(root: Path, spec=None) -> None:
-        calls.append(root)
+    def slow_download(url: str, download_root: str, md5: str | None = None) -> None:
+        calls.append(download_root)
         time.sleep(0.5)
-        write_cifar(root)
+        write_cifar(Path(download_root))
 
-    monkeypatch.setattr(data, "_download", slow_download)
+    from torchvision.datasets import utils
+
+    monkeypatch.setattr(utils, "download_and_extract_archive", slow_download)
     errors = []
 
     def job():
         try:
-            data.ensure_cifar10(tmp_path / "shared", download=True)
+            data.ensure_cifar(tmp_path / "shared", download=True)
         except Exception as error:  # noqa: BLE001
             errors.append(error)
 
@@ -282,7 +295,7 @@ def test_rerunning_a_sweep_skips_finished_runs_and_resumes_the_rest(data_root, t
 def test_a_downloaded_archive_with_the_wrong_checksum_is_refused(tmp_path, monkeypatch):
     import torchvision.datasets.utils as utils
 
-    import mixup_bench.data as data
+    import mixup_bench.data.cifar as data
 
     def fake_fetch(url, path, *args, **kwargs):
         Path(path).write_bytes(b"this is not the CIFAR-10 archive")
@@ -290,7 +303,7 @@ def test_a_downloaded_archive_with_the_wrong_checksum_is_refused(tmp_path, monke
     monkeypatch.setattr(utils, "_get_redirect_url", lambda url, max_hops=3: url)
     monkeypatch.setattr(utils, "_urlretrieve", fake_fetch)
     with pytest.raises(UserError) as error:
-        data.ensure_cifar10(tmp_path / "root", download=True)
+        data.ensure_cifar(tmp_path / "root", download=True)
     message = str(error.value)
     assert "download from https://www.cs.toronto.edu" in message and "corrupted" in message
     assert not (tmp_path / "root" / "cifar-10-batches-py").exists()
@@ -299,7 +312,7 @@ def test_a_downloaded_archive_with_the_wrong_checksum_is_refused(tmp_path, monke
 def test_sigusr2_is_caught_and_handed_on_to_the_previous_handler():
     """submitit installs its SIGUSR2 handler (checkpoint and requeue) before the job runs;
     ours only sets a flag, and after the checkpoint the run calls submitit's handler."""
-    from mixup_bench.safety import PreemptionWatch
+    from mixup_bench.train.safety import PreemptionWatch
 
     calls = []
 

@@ -10,8 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from scipy import stats as scipy_stats
 
-from mixup_bench.speed_check import best_setting, equivalence, main, overrides, projection, render
+from mixup_bench.report.speed_check import (
+    best_setting,
+    equivalence,
+    main,
+    overrides,
+    projection,
+    render,
+)
 
 FAST = {"precision": "auto", "channels_last": "auto", "cudnn_benchmark": True, "compile": True,
         "compile_mode": "max-autotune", "optimizer_step": "fused"}
@@ -80,7 +88,7 @@ def test_paired_difference_computed_by_hand(tmp_path: Path) -> None:
     result = equivalence(fast, slow)
     paired = result["paired_final_test_acc_difference"]
     # differences +0.01, -0.01, +0.01: mean 1/300, std 0.011547, t(2) = 4.303
-    half = 4.303 * statistics.stdev([0.01, -0.01, 0.01]) / math.sqrt(3)
+    half = scipy_stats.t.ppf(0.975, 2) * statistics.stdev([0.01, -0.01, 0.01]) / math.sqrt(3)
     assert paired["n"] == 3
     assert paired["mean"] == pytest.approx(0.01 / 3)
     assert paired["low"] == pytest.approx(0.01 / 3 - half)
@@ -92,7 +100,7 @@ def test_paired_difference_computed_by_hand(tmp_path: Path) -> None:
         [0.49, 0.53, 0.50]))
     assert result["speed_ratio"] == pytest.approx(3.0)  # the first epoch is left out
     assert result["paired_seeds"] == [0, 1, 2]
-    assert result["config_differences"] == []
+    assert result["unpaired"] == []
     epoch2 = result["per_epoch"][1]
     assert epoch2["epoch"] == 2 and epoch2["pairs"] == 3
     assert epoch2["fast_test_acc"] == pytest.approx(0.51)
@@ -132,11 +140,11 @@ def test_seeds_sorted_numerically(tmp_path: Path) -> None:
     assert equivalence(*write_sweeps(tmp_path, finals, finals))["paired_seeds"] == list(range(11))
 
 
-def test_not_enough_runs_and_config_difference(tmp_path: Path) -> None:
+def test_runs_that_differ_beyond_the_switches_do_not_pair(tmp_path: Path) -> None:
     fast, slow = write_sweeps(tmp_path, [0.50], [0.49], {**FAST, "batch_size": 256})
     result = equivalence(fast, slow)
-    assert result["verdict"] == "not enough runs"
-    assert result["config_differences"] == ["trainer.batch_size"]
+    assert result["verdict"] == "not enough runs" and result["paired_seeds"] == []
+    assert result["unpaired"] == [str((tmp_path / "fast" / "0_seed=0").resolve())]
     assert equivalence([], slow)["status"] == "not run"
 
 
@@ -231,8 +239,8 @@ def test_best_setting_weighs_compilation_against_the_epochs_it_saves(tmp_path, c
     assert best_setting(bench, 128, 200, max_warmup=30)["config"] == "fast"  # compiles too long
     assert overrides(best["switches"]) == [
         "trainer.precision=bf16", "trainer.channels_last=true", "trainer.cudnn_benchmark=true",
-        "trainer.compile=true", "trainer.optimizer_step=foreach",
-        "trainer.compile_mode=reduce-overhead"]
+        "trainer.compile=true", "trainer.compile_mode=reduce-overhead",
+        "trainer.optimizer_step=foreach"]
     assert "compile_mode" not in " ".join(overrides(best_setting(bench, 128, 10)["switches"]))
     path = tmp_path / "bench.json"
     path.write_text(json.dumps(bench))

@@ -3,24 +3,21 @@ step marks, and the profiler sections of a training step."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 import torch
 
 from mixup_bench.data import CIFAR10_MEAN, CIFAR10_STD, DeviceLoader, Split
 from mixup_bench.mixing import build_mixer
-from mixup_bench.runtime import Runtime
-from mixup_bench.train import (
+from mixup_bench.train import train_one_epoch
+from mixup_bench.train.parts import (
     build_optimizer,
     compile_network,
     load_optimizer_state,
-    train_one_epoch,
     uses_cuda_graphs,
 )
+from mixup_bench.train.runtime import Runtime
 
-OPTIM = SimpleNamespace(optim=SimpleNamespace(lr=0.1, momentum=0.9, weight_decay=5e-4,
-                                              nesterov=False))
+OPTIM = {"lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4, "nesterov": False}
 CPU = Runtime(torch.device("cpu"), "fp32", False)
 
 
@@ -116,7 +113,7 @@ def test_a_resumed_optimizer_takes_the_configured_kernels_not_the_saved_ones():
 
 
 def test_auto_layout_is_channels_last_on_the_cpu_too(monkeypatch):
-    from mixup_bench import runtime
+    from mixup_bench.train import runtime
 
     for fast_bf16, precision in ((False, "fp32"), (True, "bf16")):
         monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda fast=fast_bf16: fast)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mixup_bench.runtime import lease_gpu
+from mixup_bench.train.runtime import lease_gpu
 
 from .conftest import TINY, run_cli
 

@@ -1,0 +1,38 @@
+"""What the data stage hands on: uint8 splits and the dataset with its normalisation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+# Per-channel mean and std of the official training images (pixel values in
+# [0, 1]); the std is the per-pixel one, not the 0.2023/0.1994/0.2010 spread
+# through older repositories. Source: computed over the official train sets.
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+
+@dataclass
+class Split:
+    """Images as uint8 (N, 3, 32, 32) and labels as int64 (N,)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def to(self, device: torch.device) -> Split:
+        return Split(self.images.to(device), self.labels.to(device))
+
+
+@dataclass
+class Dataset:
+    train: Split
+    test: Split
+    num_classes: int
+    checksums: str  # "verified", "not_verified", "mismatch_accepted" or "none" (own data)
+    mean: tuple[float, ...] = CIFAR10_MEAN
+    std: tuple[float, ...] = CIFAR10_STD
+    noisy_labels: int = 0  # training labels flipped by data.label_noise

@@ -1,0 +1,136 @@
+"""The verdict rules: a measured change against a published one, judged by its size.
+
+Every effect here is signed so that positive is the direction the claim
+states (a gain, a lower error, a larger gain under the first condition).
+The vocabulary is the one a reviewer uses:
+
+- supported: the interval excludes 0 and holds the published change
+  (within the tolerance); a claim without a number: the interval excludes 0;
+- smaller than claimed / larger than claimed: the interval excludes the
+  published change (beyond the tolerance), and the effect is not ruled out
+  by it to be a real one;
+- contradicted: the interval excludes the published change and any gain
+  larger than the tolerance in the claimed direction (a tight null result);
+- inconclusive: too few seeds, too short, no interval (identical
+  differences), or an interval that holds both 0 and the published change;
+- not run: no finished runs match the claim, or none pair up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .stats import CONFIDENCE, POWER, Estimate, detectable_change, seeds_needed
+
+SUPPORTED = "supported"
+SMALLER = "smaller than claimed"
+LARGER = "larger than claimed"
+CONTRADICTED = "contradicted"
+INCONCLUSIVE = "inconclusive"
+NOT_RUN = "not run"
+VERDICTS = (SUPPORTED, SMALLER, LARGER, CONTRADICTED, INCONCLUSIVE, NOT_RUN)
+FAMILY_ERROR = 1 - CONFIDENCE  # Holm controls the chance of any false "excludes 0" at this
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a verdict rests on, in the metric's units, signed as the claim states it."""
+
+    effect: Estimate
+    change: float | None  # the published change; None: the claim gives only a direction
+    tolerance: float
+    seeds: int  # paired seeds (the smaller side for a difference of gains)
+    epochs: int | None
+    min_seeds: int
+    min_epochs: int
+
+
+def judge(evidence: Evidence, allow_zero_excluded: bool = True) -> tuple[str, str]:
+    """(verdict, reason). `allow_zero_excluded=False` is Holm's step-down having stopped: the
+    interval may not count as excluding 0, whatever it shows."""
+    effect, change, tol = evidence.effect, evidence.change, evidence.tolerance
+    if evidence.seeds < evidence.min_seeds:
+        return INCONCLUSIVE, (f"only {evidence.seeds} paired seed(s); at least "
+                              f"{evidence.min_seeds} needed")
+    if evidence.min_epochs and (evidence.epochs is None or evidence.epochs < evidence.min_epochs):
+        return INCONCLUSIVE, (f"runs shorter than {evidence.min_epochs} epochs "
+                              f"({evidence.epochs} completed)")
+    if effect.low is None or effect.high is None:
+        if effect.std == 0 or effect.standard_error == 0:
+            return INCONCLUSIVE, ("every paired difference is the same (standard deviation 0): "
+                                  "no interval, so no verdict")
+        return INCONCLUSIVE, "no confidence interval"
+    low, high = effect.low, effect.high
+    above_zero = low > 0 and allow_zero_excluded
+    if change is None:
+        if above_zero:
+            return SUPPORTED, "the interval lies above 0 (the claim gives a direction, no size)"
+        if high <= tol:
+            return CONTRADICTED, "the interval excludes any gain larger than the tolerance"
+        return INCONCLUSIVE, "the interval holds 0 and gains larger than the tolerance"
+    holds = low - tol <= change <= high + tol
+    if holds and above_zero:
+        return SUPPORTED, "the interval excludes 0 and holds the published change"
+    if holds:
+        return INCONCLUSIVE, "the interval holds both 0 and the published change"
+    if high + tol < change:
+        if high <= tol:
+            return CONTRADICTED, ("the interval excludes the published change and any gain "
+                                  "larger than the tolerance")
+        return SMALLER, ("the interval lies below the published change"
+                         + ("" if above_zero else "; it also holds 0"))
+    return LARGER, ("the interval lies above the published change"
+                    + ("" if above_zero else "; it also holds 0"))
+
+
+def per_seed_spread(effect: Estimate) -> float | None:
+    """The spread of one paired seed's difference: the std, or for a difference of two
+    means (Welch: no std) the standard error scaled back by sqrt(n)."""
+    if effect.std is not None:
+        return effect.std
+    if effect.standard_error is None or effect.n < 2:
+        return None
+    return effect.standard_error * effect.n ** 0.5
+
+
+def power_figures(evidence: Evidence) -> tuple[float | None, int | None]:
+    """The smallest change these seeds detect with 80% power, and the seeds that would
+    detect the published change (None without a spread or a published number)."""
+    spread = per_seed_spread(evidence.effect)
+    detectable = detectable_change(spread, evidence.effect.n, POWER)
+    needed = None if evidence.change is None else seeds_needed(spread, evidence.change, POWER)
+    return detectable, needed
+
+
+RULES = f"""\
+- The measured effect is the mean over seeds of paired differences (the treatment run
+  minus the baseline run with the same settings and seed), signed so that positive is
+  the direction the claim states. `gain_larger` compares two such mean gains with
+  Welch's interval. Intervals are {100 * CONFIDENCE:.0f}% Student t intervals (scipy.stats).
+- A claim is judged on exactly the runs it describes: every condition key it does not
+  pin (data fraction, label noise, dropout, label smoothing and the other aug.* switches)
+  must hold its config default. If runs of more than one condition still match, the
+  claim is not decided; the report names the keys to pin. One seed is one pair: a seed
+  run twice counts once (the longer, then later run), and the report lists the runs used.
+- **supported**: the interval excludes 0 and holds the published change, within the
+  claim's tolerance (default 0.22 points: the binomial standard error of a 95% accuracy
+  on the 10,000 test images). A claim without a number: the interval lies above 0.
+- **smaller than claimed** / **larger than claimed**: the interval lies below / above the
+  published change by more than the tolerance (it may or may not also exclude 0; the
+  reason says).
+- **contradicted**: the interval excludes the published change and any gain larger than
+  the tolerance in the claimed direction (a tight null result, or a loss).
+- **inconclusive**: fewer paired seeds than the claim's `min_seeds` (default 3), runs
+  shorter than its `min_epochs` (default 200), every paired difference equal (no
+  interval), or an interval that holds both 0 and the published change.
+- **not run**: no finished runs match the claim, or none pair up.
+- Published and measured levels (e.g. the baseline's accuracy) are shown side by side;
+  a level never decides a gain's verdict.
+- Many claims: with m claims tested, the Holm-adjusted verdict applies the same rules to
+  a wider interval, at 1 - {FAMILY_ERROR:g}/k for the claim ranked r by its p-value
+  (k = m - r + 1); once one claim in that order fails to exclude 0, none after it may.
+  This keeps the chance of any false "excludes 0" among the claims under {FAMILY_ERROR:g}.
+- Power: "detectable" is the smallest true change the paired seeds would detect with
+  {100 * POWER:.0f}% power at the measured spread ((t(0.975) + t(0.8)) x std / sqrt(n));
+  "seeds to decide" is how many paired seeds would detect the published change.
+"""
