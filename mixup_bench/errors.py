@@ -21,3 +21,7 @@ class DataError(UserError):
 
 class OutputError(UserError):
     """The run directory cannot be written (permissions, full disk)."""
+
+
+class CheckpointError(UserError):
+    """checkpoints/last.pt cannot be resumed from: unreadable, or it needs code to load."""

@@ -8,15 +8,19 @@ the sweep goes on.
 
 from __future__ import annotations
 
+import difflib
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException, MissingConfigException, OverrideParseException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from .errors import ConfigError, UserError
 from .jsonio import read_json_mapping, write_json_atomic
@@ -46,7 +50,7 @@ def _read_summary(run_dir: Path) -> dict[str, Any] | None:
 def _job(cfg: DictConfig) -> Any:
     from .config import check
     from .mixing import build_mixer, mixer_names
-    from .models import model_names
+    from .models import model_names, timm_problem
 
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
@@ -61,9 +65,13 @@ def _job(cfg: DictConfig) -> Any:
         return None
     previous = _read_summary(run_dir)
     try:
-        _absolute_data_root(cfg)
-        config = OmegaConf.to_container(cfg, resolve=True)
-        check(config, model_names(), mixer_names())
+        try:
+            _absolute_data_root(cfg)
+            config = OmegaConf.to_container(cfg, resolve=True)
+        except OmegaConfBaseException as error:  # e.g. ${oc.env:UNSET} in an override
+            raise ConfigError(f"{error.full_key or 'config'}: "
+                              f"{_first_line(error)}") from None
+        check(config, model_names(), mixer_names(), timm_problem)
         # The mixer checks its own aug.* options; building it now stops bad ones before any work.
         build_mixer(cfg.aug.name, cfg.data.num_classes or 2, cfg.alpha,
                     **{key: value for key, value in config["aug"].items() if key != "name"})
@@ -149,6 +157,34 @@ def _occupied_run_dir(args: list[str]) -> str | None:
     return None
 
 
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0].strip()
+
+
+def _composition_error(error: CompactHydraException) -> str:
+    """Hydra's error for an override it cannot compose (a group option, a key or a syntax
+    it does not know), as one line naming the override and what is allowed."""
+    if isinstance(error, MissingConfigException) and error.options and error.missing_cfg_file:
+        group, _, value = error.missing_cfg_file.rpartition("/")
+        close = difflib.get_close_matches(value, error.options, n=1)
+        hint = f" (did you mean {group}={close[0]}?)" if close else ""
+        return (f"{group}={value}: Could not find '{error.missing_cfg_file}'; expected one of "
+                f"{', '.join(error.options)}{hint}")
+    if isinstance(error, OverrideParseException):
+        return f"{error.override}: {_first_line(error)} (see Hydra's override grammar)"
+    lines = [line.strip().rstrip(".") for line in str(error).splitlines() if line.strip()]
+    cause = error.__cause__
+    if isinstance(cause, OmegaConfBaseException):  # e.g. "Key 'epoch' is not in struct"
+        detail = _first_line(cause)
+        parent, key = getattr(cause, "parent_node", None), getattr(cause, "key", None)
+        if isinstance(key, str) and hasattr(parent, "keys"):
+            close = difflib.get_close_matches(key, [str(name) for name in parent.keys()], n=1)
+            prefix = str(cause.full_key)[:-len(key)] if cause.full_key else ""
+            detail += f" (did you mean {prefix}{close[0]}?)" if close else ""
+        lines[1:1] = [detail]
+    return "; ".join(lines) or type(error).__name__
+
+
 def train_main(args: list[str]) -> int:
     """Run Hydra on `args` as if they were the whole command line."""
     occupied = _occupied_run_dir(args)
@@ -158,10 +194,23 @@ def train_main(args: list[str]) -> int:
     saved = sys.argv
     sys.argv = ["mixup-bench train", *args]
     _exit_code.update(value=0, preempted=False)
+    # HYDRA_FULL_ERROR=1 makes Hydra raise its errors instead of printing them over several
+    # lines; a composition error then becomes one line here, and a bug keeps its traceback.
+    full_error = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         _hydra_main()
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else 1
+    except CompactHydraException as error:
+        if full_error == "1":  # the user asked for Hydra's own report
+            raise
+        print(f"mixup-bench: error: {_composition_error(error)}", file=sys.stderr)
+        return 2
     finally:
         sys.argv = saved
+        if full_error is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = full_error
     return _exit_code["value"]

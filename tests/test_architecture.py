@@ -137,3 +137,24 @@ def test_the_walk_finds_what_it_should(tmp_path):
              "mixup_bench.report.sibling": source}
     found = imports("mixup_bench.report.mod", source, known)
     assert {"mixup_bench.train", "mixup_bench.train.loop", "mixup_bench.report.sibling"} <= found
+
+
+def test_the_speed_switches_are_listed_once():
+    """config.SPEED_SWITCHES is the list; the bench's Switches, the trainer's YAML, the resume
+    check and the report's grouping follow it."""
+    from dataclasses import fields
+
+    import yaml
+
+    from mixup_bench.bench.plan import Switches
+    from mixup_bench.config import SPEED_SWITCHES
+    from mixup_bench.report.rundirs import IGNORED_KEYS
+    from mixup_bench.train.safety import HARMLESS_KEYS
+
+    names = {key.split(".", 1)[1] for key in SPEED_SWITCHES}
+    assert {field.name for field in fields(Switches)} == names
+    trainer = yaml.safe_load((PACKAGE.parent / "conf" / "trainer" / "default.yaml").read_text())
+    assert names <= set(trainer)
+    assert set(SPEED_SWITCHES) <= set(IGNORED_KEYS)
+    assert {key for key in HARMLESS_KEYS if key in SPEED_SWITCHES} == \
+        {key for key, same in SPEED_SWITCHES.items() if same}

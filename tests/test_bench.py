@@ -19,7 +19,8 @@ RECORD_KEYS = {"pipeline", "config", "measure", "batch_size", "aug", "warmup", "
                "seconds", "warmup_seconds", "images_per_s", "peak_memory_bytes",
                "peak_memory_above_start_bytes"}
 TOP_KEYS = {"command", "date", "mode", "data", "environment", "settings", "fast", "memory_source",
-            "complete", "load_average", "measurements", "summary", "errors"}
+            "complete", "load_average", "measurements", "summary", "errors", "planned_settings",
+            "coverage"}
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,12 @@ def test_dry_run_summary_has_ratios_and_markdown_tables(dry_run):
     assert {(row["pipeline"], row["aug"]) for row in summary["mixing_overhead"]} == {
         (pipeline, aug) for pipeline in ("fast", "classic") for aug in ("mixup", "cutmix")}
     targets = {row["target"]: row for row in summary["targets"]}
-    assert len(targets) == 6
+    assert len(targets) == 7
+    # Host syncs are counted on CUDA only.
+    syncs = targets["host synchronisations per training step, fast, every batch size and aug = 0"]
+    assert syncs["met"] is None and summary["syncs"] == []
+    assert results["coverage"] == {"measured": results["planned_settings"], "partly": [],
+                                   "not_measured": []}
     # Batch 2 only: the throughput targets (batch 128 and 512) were not measured.
     assert targets["training img/s, batch 128, mixup >= 20,000"]["met"] is None
     ratio = targets["fast / classic, lowest over batch sizes and augs >= 5x"]
@@ -80,8 +86,10 @@ def test_dry_run_summary_has_ratios_and_markdown_tables(dry_run):
     markdown = (out / "bench.md").read_text()
     assert "## Targets (one H100 or H200)" in markdown and "these targets are for a GPU" in markdown
     for heading in ("## Training: fast vs classic", "## Speed switches",
-                    "## Data pipeline alone", "## Mixing overhead"):
+                    "## Data pipeline alone", "## Mixing overhead",
+                    "## Host synchronisations per training step"):
         assert heading in markdown
+    assert "Not measured: CUDA only." in markdown
     assert "random uint8 images" in markdown and results["memory_source"] in markdown
 
 
@@ -95,16 +103,46 @@ def test_cpu_pipeline_alone_is_compared_as_a_ratio(dry_run):
             row["fast_images_per_s"] / row["classic_images_per_s"])
 
 
-def test_cuda_variants_turn_each_switch_once_and_compile_last():
+def test_cuda_variants_turn_each_switch_once_and_compile_first():
+    """The throughput targets depend on the compiled settings: they come right after the
+    default one, before classic, so that the bench's time limit cuts the others."""
     cuda = torch.device("cuda")
     fast = Switches("bf16", True, False, True)
     labels = [switches.label(fast) for switches in bench_measure.variants(fast, cuda)]
-    assert labels == ["cudnn.benchmark off", "optimizer fused", "channels_last off", "fp32",
-                      "compile reduce-overhead", "compile on"]
+    assert labels == ["compile reduce-overhead", "compile on", "cudnn.benchmark off",
+                      "optimizer fused", "channels_last off", "fp32", "fp16"]
+    planned = [bench_measure.setting_label(switches, fast)
+               for switches in bench_measure.planned_settings(fast, cuda)]
+    assert planned == ["fast", "compile reduce-overhead", "compile on", "classic",
+                       "cudnn.benchmark off", "optimizer fused", "channels_last off", "fp32",
+                       "fp16"]
     compiled = Switches("bf16", True, True, True)
-    labels = [switches.label(compiled) for switches in bench_measure.variants(compiled, cuda)]
-    assert labels[-2:] == ["compile reduce-overhead", "compile off"]
+    planned = [bench_measure.setting_label(switches, compiled)
+               for switches in bench_measure.planned_settings(compiled, cuda)]
+    assert planned[:4] == ["fast", "compile reduce-overhead", "compile off", "classic"]
     assert fast.label(fast) == "fast"
+    cpu = [bench_measure.setting_label(switches, fast)
+           for switches in bench_measure.planned_settings(fast, torch.device("cpu"))]
+    assert cpu == ["fast", "classic", "optimizer fused", "channels_last off", "fp32"]
+
+
+def test_bench_md_names_the_settings_a_time_limit_cut(dry_run, tmp_path):
+    from mixup_bench.bench.results import render, setting_coverage
+
+    _, _, results = dry_run
+    plan = Plan(device=torch.device("cuda"), batch_sizes=[2, 4], augs=list(AUGS), warmup=0,
+                steps=1, eval_batch_size=2, eval_batches=1, workers=0, compile=False,
+                mode="dry_run", data_root=None, out=tmp_path, note=None)
+    trained = [{"measure": "train", "config": "fast", "batch_size": size} for size in (2, 4)]
+    trained.append({"measure": "train", "config": "compile reduce-overhead", "batch_size": 2})
+    planned = ["fast", "compile reduce-overhead", "compile on", "classic"]
+    coverage = setting_coverage(planned, trained, plan)
+    assert coverage == {"measured": ["fast"], "partly": ["compile reduce-overhead"],
+                        "not_measured": ["compile on", "classic"]}
+    markdown = render({**results, "complete": False, "coverage": coverage})
+    assert ("- cut (the run stopped before them, e.g. at its time limit): not measured: "
+            "compile on, classic; measured at some batch sizes only: compile reduce-overhead"
+            ) in markdown
 
 
 def test_classic_mixed_loss_equals_the_soft_target_loss():
@@ -174,3 +212,27 @@ def test_mixing_overhead_is_the_median_of_per_round_ratios():
     single = {"images": 640, "images_per_s": 640.0}
     assert time_overhead_percent(single, {"images": 640, "images_per_s": 600.0}) == \
         pytest.approx(100 * (640 / 600 - 1))
+
+
+def test_host_syncs_on_cuda_are_tabled_and_the_fast_settings_are_the_target(dry_run, tmp_path):
+    from mixup_bench.bench.results import render, summarise
+
+    _, _, results = dry_run
+    plan = Plan(device=torch.device("cuda"), batch_sizes=[2], augs=list(AUGS), warmup=0,
+                steps=1, eval_batch_size=2, eval_batches=1, workers=0, compile=False,
+                mode="dry_run", data_root=None, out=tmp_path, note=None)
+
+    def syncs(config: str, aug: str, per_step: float, phases: dict) -> dict:
+        return {"pipeline": "fast", "config": config, "measure": "syncs", "batch_size": 2,
+                "aug": aug, "steps": 5, "syncs_per_step": per_step, "syncs_by_phase": phases,
+                "syncs_at_epoch_end": 3, "examples": {}}
+
+    records = [*results["measurements"], syncs("fast", "none", 0.0, {"epoch end": 3}),
+               syncs("fast", "mixup", 0.0, {"epoch end": 3}),
+               syncs("fp16", "mixup", 1.0, {"optimizer": 5, "epoch end": 3})]
+    summary = summarise(records, plan)
+    target = next(row for row in summary["targets"] if row["target"].startswith("host"))
+    assert (target["measured"], target["met"]) == (0.0, True)  # fp16's sync is not the target's
+    markdown = render({**results, "summary": summary,
+                       "environment": {**results["environment"], "device": "cuda:0"}})
+    assert "| fp16 | 2 | mixup | 5 | 1 | epoch end 3, optimizer 5 | 3 |" in markdown

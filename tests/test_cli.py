@@ -115,14 +115,35 @@ def test_two_value_sweep_writes_two_run_directories(cifar_root, tmp_path):
     (["data.fraction=1.5"], "data.fraction=1.5: expected a number in (0, 1]"),
     (["trainer.epochs=0"], "trainer.epochs=0: expected an integer >= 1"),
     (["model.name=resnet19"], "model.name='resnet19': expected one of"),
-    (["trainer.epoch=3"], "Key 'epoch' is not in struct"),
+    (["trainer.epoch=3"], "Key 'epoch' is not in struct (did you mean trainer.epochs?)"),
+    (["experiment=bogus"], "experiment=bogus: Could not find 'experiment/bogus'; expected one "
+                           "of article,"),
+    (["trainer.epochs=[1,"], "trainer.epochs=[1,: no viable alternative"),
+    (["trainer.epochs=1.5"], "trainer.epochs=1.5: expected an integer >= 1"),
+    (["data.fraction=-1"], "data.fraction=-1.0: expected a number in (0, 1]"),
+    (["data.num_classes=5"], "data.num_classes=5: data=cifar10 has 10 classes"),
+    (["+data.image_size=64"], "data.image_size=64: only data=imagefolder takes it"),
+    (["seed=99999999999999999999"], "seed=99999999999999999999: expected an integer in"),
+    (["sched.milestones=abc"], "sched.milestones='abc': expected a strictly increasing list"),
+    (["sched=multistep", "sched.milestones=[150,100]"], "sched.milestones=[150, 100]: expected"),
+    (["sched.milestones=[0]"], "sched.milestones=[0]: expected a strictly increasing list"),
+    (["aug=manifold_mixup", "aug.layers=[5]"], "aug.layers=[5]: expected a non-empty list"),
+    (["aug=fmix", "aug.decay_power=abc"], "aug.decay_power='abc': expected a number > 0"),
+    (["aug=resizemix", "aug.scale_min=0.9"], "aug.scale_min=0.9: expected a number <="),
+    (["aug.prob=2"], "aug.prob=2: expected a number in [0, 1]"),
+    (["aug=mixup", "+aug.layers=[1]"], "aug.layers=[1]: expected an option of aug=mixup"),
+    (["trainer.precision=fp8"], "trainer.precision='fp8': expected auto, fp32, bf16 or fp16"),
+    (["model.name=timm:resnet999"], "model.name='timm:resnet999': timm "),
+    (["model.name=${oc.env:MIXUP_BENCH_UNSET_VARIABLE}"], "model.name: "),
 ])
 def test_bad_config_stops_before_training_with_one_clear_line(cifar_root, tmp_path, overrides,
                                                               message):
     run_dir = tmp_path / "run"
     result = run_cli("train", f"data.root={cifar_root}", f"hydra.run.dir={run_dir}", *TINY,
                      *overrides)
-    assert result.returncode != 0
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mixup-bench: error: "), result.stderr[-3000:]
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert not (run_dir / "metrics.jsonl").exists()

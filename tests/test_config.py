@@ -97,6 +97,17 @@ def test_openmixup_preset_is_openmixups_cifar10_protocol():
                                        "or loop"),
     ("trainer.compile_mode", "max", "trainer.compile_mode='max': expected default, "
                                     "reduce-overhead, max-autotune or max-autotune-no-cudagraphs"),
+    ("trainer.epochs", 1.5, "trainer.epochs=1.5: expected an integer >= 1"),
+    ("sched.milestones", "abc", "sched.milestones='abc': expected a strictly increasing list"),
+    ("sched.milestones", [150, 100], "sched.milestones=[150, 100]: expected a strictly "
+                                     "increasing list of epochs >= 1"),
+    ("sched.milestones", [100, 100], "sched.milestones=[100, 100]: expected"),
+    ("sched.milestones", [0, 5], "sched.milestones=[0, 5]: expected"),
+    ("sched.milestones", [1.5], "sched.milestones=[1.5]: expected"),
+    ("seed", 2**63, f"seed={2**63}: expected an integer in [0, 2**63)"),
+    ("data.subset_seed", -1, "data.subset_seed=-1: expected an integer in [0, 2**63)"),
+    ("data.num_classes", 5, "data.num_classes=5: data=cifar10 has 10 classes"),
+    ("data.image_size", 64, "data.image_size=64: only data=imagefolder takes it"),
 ])
 def test_bad_values_give_one_line_naming_key_value_and_allowed(key, value, expected):
     config = composed()
@@ -133,3 +144,30 @@ def test_a_compile_mode_without_compile_is_refused():
     assert problems(config) == ["trainer.compile_mode=reduce-overhead: takes effect only with "
                                 "trainer.compile=true; add it, or leave the mode at default"]
     assert problems(composed("trainer.compile_mode=reduce-overhead", "trainer.compile=true")) == []
+
+
+def test_milestones_past_the_last_epoch_are_allowed():
+    assert problems(composed("sched=multistep", "trainer.epochs=3")) == []
+    assert problems(composed("data=cifar100")) == []
+    assert problems(composed("data=imagefolder", "data.root=/x", "data.image_size=64")) == []
+
+
+def test_timm_names_are_checked_by_the_given_check_in_one_line():
+    def timm_check(name):
+        return None if name == "resnet18" else f"timm has no model {name!r}"
+
+    config = composed("model.name=timm:resnet18")
+    assert validate(config, model_names(), mixer_names(), timm_check) == []
+    config["model"]["name"] = "timm:resnet999"
+    assert validate(config, model_names(), mixer_names(), timm_check) == [
+        "model.name='timm:resnet999': timm has no model 'resnet999'"]
+    assert problems(config) == []  # without a check, any timm: name passes
+
+
+def test_timm_problem_names_close_matches():
+    from mixup_bench.models import timm_problem
+
+    assert timm_problem("resnet18") is None and timm_problem("resnet18.a1_in1k") is None
+    wrong = timm_problem("resnt18")
+    assert "timm:resnet18" in wrong and "\n" not in wrong
+    assert timm_problem("hf-hub:timm/resnet18") is not None  # never fetched

@@ -36,3 +36,29 @@ def test_the_wheel_ships_the_configs_and_claims(tmp_path):
     assert result.stdout.splitlines()[0].startswith(str(tmp_path / "site"))
     assert "name: preact_resnet18" in result.stdout and "num_classes: 100" in result.stdout
     assert int(result.stdout.splitlines()[1].split()[0]) >= 10
+
+
+# What the models take from timm, with the first release that has it (found by building
+# every model, zero_init_last on and off, under timm 1.0.10, 1.0.15 and 1.0.16).
+TIMM_NEEDS = {
+    "resnetv2_18 (model=preact_resnet18_timm, timm:resnetv2_18)": "1.0.10",
+    "PreActBasic.zero_init_last zeroes conv2 (model.zero_init_last=true with "
+    "preact_resnet18_timm; before 1.0.16 it raised AttributeError on conv3)": "1.0.16",
+}
+
+
+def test_the_timm_floor_covers_what_the_models_use():
+    import re
+
+    import timm
+    import torch
+    from packaging.version import Version
+
+    from mixup_bench.models import build_model
+
+    floor = re.search(r'"timm>=([\d.]+)"', (REPO / "pyproject.toml").read_text()).group(1)
+    assert Version(floor) >= max(map(Version, TIMM_NEEDS.values()))
+    assert Version(timm.__version__) >= Version(floor)
+    model = build_model("preact_resnet18_timm", 10, zero_init_last=True)
+    last_convs = [block.conv2.weight for stage in model.stages for block in stage.blocks]
+    assert last_convs and all(torch.count_nonzero(weight) == 0 for weight in last_convs)

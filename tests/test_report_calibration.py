@@ -153,7 +153,8 @@ def test_reliability_figure_is_drawn_and_linked(tmp_path: Path) -> None:
     assert out / "reliability.png" in written
     assert (out / "reliability.png").read_bytes().startswith(PNG_MAGIC)
     markdown = (out / "REPORT.md").read_text()
-    assert "![reliability diagrams at the last epoch, one per group](reliability.png)" in markdown
+    assert "![Reliability diagrams at the last epoch, one per group" in markdown
+    assert "](reliability.png)" in markdown
     assert "1 group(s) without reliability data in summary.json are left out" in markdown
     data = json.loads((out / "report.json").read_text())
     assert data["figures"]["reliability.png"] is True

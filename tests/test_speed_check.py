@@ -39,6 +39,7 @@ def write_run(
     seconds: list[float] | None = None,
     images_per_s: list[float] | None = None,
     wall_seconds: float = 31.0,
+    train_losses: list[float] | None = None,
 ) -> Path:
     """A run directory with summary.json and metrics.jsonl, the way train.py writes them."""
     accuracies = accuracies if accuracies is not None else [0.3, 0.4, 0.5]
@@ -46,7 +47,8 @@ def write_run(
     path.mkdir(parents=True)
     rows = []
     for index, accuracy in enumerate(accuracies):
-        row = {"epoch": index + 1, "train_loss": 2.0 / (index + 1), "train_acc": 0.5,
+        loss = train_losses[index] if train_losses is not None else 2.0 / (index + 1)
+        row = {"epoch": index + 1, "train_loss": loss, "train_acc": 0.5,
                "test_loss": 1.0, "test_acc": accuracy, "test_ece": 0.05, "lr": 0.1,
                "seconds": (seconds or [3.0] * count)[index],
                "images_per_s": (images_per_s or [1000.0] * count)[index]}
@@ -71,20 +73,29 @@ def write_run(
 
 
 def write_sweeps(root: Path, fast: list[float], slow: list[float],
-                 fast_trainer: dict[str, Any] | None = None) -> tuple[list[Path], list[Path]]:
-    """Fast and slow sweeps, one run per seed, final accuracies as given."""
-    for name, finals, switches in (("fast", fast, fast_trainer or FAST), ("slow", slow, SLOW)):
+                 fast_trainer: dict[str, Any] | None = None,
+                 fast_losses: list[float] | None = None,
+                 slow_losses: list[float] | None = None) -> tuple[list[Path], list[Path]]:
+    """Fast and slow sweeps, one run per seed, final accuracies as given, and training
+    losses whose mean over the run's two epochs is as given (default 1.5 for all)."""
+    for name, finals, switches, losses in (("fast", fast, fast_trainer or FAST, fast_losses),
+                                           ("slow", slow, SLOW, slow_losses)):
         for seed, final in enumerate(finals):
             environment = ({"precision": "bf16", "channels_last": True} if name == "fast"
-                           else {"precision": "fp32", "channels_last": False})
+                           else {"precision": "fp32", "channels_last": False,
+                                 "tf32": {"cudnn_conv": True, "cuda_matmul": False,
+                                          "NVIDIA_TF32_OVERRIDE": "0"}})
+            loss = losses[seed] if losses is not None else 1.5
             write_run(root / name / f"{seed}_seed={seed}", seed=seed, trainer=switches,
                       accuracies=[final - 0.1, final], environment=environment,
-                      images_per_s=[100.0, 3000.0 if name == "fast" else 1000.0])
+                      images_per_s=[100.0, 3000.0 if name == "fast" else 1000.0],
+                      train_losses=[loss + 0.5, loss - 0.5])
     return [root / "fast"], [root / "slow"]
 
 
 def test_paired_difference_computed_by_hand(tmp_path: Path) -> None:
-    fast, slow = write_sweeps(tmp_path, [0.50, 0.52, 0.51], [0.49, 0.53, 0.50])
+    fast, slow = write_sweeps(tmp_path, [0.50, 0.52, 0.51], [0.49, 0.53, 0.50],
+                              fast_losses=[2.00, 2.02, 2.01], slow_losses=[1.99, 2.03, 2.00])
     result = equivalence(fast, slow)
     paired = result["paired_final_test_acc_difference"]
     # differences +0.01, -0.01, +0.01: mean 1/300, std 0.011547, t(2) = 4.303
@@ -94,7 +105,13 @@ def test_paired_difference_computed_by_hand(tmp_path: Path) -> None:
     assert paired["low"] == pytest.approx(0.01 / 3 - half)
     assert paired["high"] == pytest.approx(0.01 / 3 + half)
     assert half == pytest.approx(0.028687, abs=1e-5)
-    assert result["verdict"] == "too noisy to tell"  # contains 0, but ±2.87 points > ±2
+    # The same differences in the training loss (nats) decide: [-0.0254, +0.0320] lies
+    # within ±0.05.
+    loss = result["paired_train_loss_difference"]
+    assert loss["n"] == 3 and loss["mean"] == pytest.approx(0.01 / 3)
+    assert loss["low"] == pytest.approx(0.01 / 3 - half)
+    assert loss["high"] == pytest.approx(0.01 / 3 + half)
+    assert result["verdict"] == "same within noise"
     assert result["seed_std_final_test_acc"]["fast"] == pytest.approx(0.01)
     assert result["seed_std_final_test_acc"]["slow"] == pytest.approx(statistics.stdev(
         [0.49, 0.53, 0.50]))
@@ -108,18 +125,36 @@ def test_paired_difference_computed_by_hand(tmp_path: Path) -> None:
     assert epoch2["paired_difference"] == pytest.approx(0.01 / 3)
     row = next(r for r in result["runs"] if r["setting"] == "fast" and r["seed"] == 0)
     assert row["switches"]["compile"] is True and row["resolved_precision"] == "bf16"
-    assert row["final_train_loss"] == pytest.approx(1.0)
+    assert row["final_train_loss"] == pytest.approx(1.5)
+    assert row["run_train_loss"] == pytest.approx(2.0)
     assert row["epochs_completed"] == 2 and row["images_per_s"] == pytest.approx(3000.0)
 
 
-def test_same_within_noise_and_differs(tmp_path: Path) -> None:
-    same = equivalence(*write_sweeps(tmp_path / "a", [0.500, 0.510, 0.520],
-                                     [0.499, 0.511, 0.519]))
+def test_same_within_noise_differs_and_too_noisy(tmp_path: Path) -> None:
+    accuracies = [0.50, 0.51, 0.52]
+    same = equivalence(*write_sweeps(tmp_path / "a", accuracies, accuracies,
+                                     fast_losses=[1.80, 1.85, 1.90],
+                                     slow_losses=[1.79, 1.86, 1.89]))
     assert same["verdict"] == "same within noise"
-    better = equivalence(*write_sweeps(tmp_path / "b", [0.55, 0.56, 0.57], [0.50, 0.52, 0.51]))
-    assert better["paired_final_test_acc_difference"]["low"] > 0
-    assert better["verdict"] == "differs"
-    assert "half-width is at most 2 accuracy points" in better["rule"]
+    # A small systematic offset well inside the margin is still "same" (an equivalence
+    # test, not a test of zero difference).
+    offset = equivalence(*write_sweeps(tmp_path / "b", accuracies, accuracies,
+                                       fast_losses=[1.810, 1.861, 1.912],
+                                       slow_losses=[1.80, 1.85, 1.90]))
+    assert offset["paired_train_loss_difference"]["low"] > 0
+    assert offset["verdict"] == "same within noise"
+    unmixed = equivalence(*write_sweeps(tmp_path / "c", accuracies, accuracies,
+                                        fast_losses=[1.40, 1.46, 1.49],
+                                        slow_losses=[1.80, 1.85, 1.90]))
+    assert unmixed["paired_train_loss_difference"]["high"] < -0.05
+    assert unmixed["verdict"] == "differs"
+    noisy = equivalence(*write_sweeps(tmp_path / "d", accuracies, accuracies,
+                                      fast_losses=[1.90, 1.75, 1.95],
+                                      slow_losses=[1.80, 1.85, 1.90]))
+    assert noisy["verdict"] == "too noisy to tell"
+    assert "within ±0.05 nats" in noisy["rule"]
+    equal = equivalence(*write_sweeps(tmp_path / "e", accuracies, accuracies))
+    assert equal["verdict"] == "same within noise"  # identical losses: the interval [0, 0]
 
 
 def test_failed_run_listed_and_excluded(tmp_path: Path) -> None:
@@ -188,7 +223,8 @@ def test_projection_fallback_and_too_short(tmp_path: Path) -> None:
 
 
 def test_cli_writes_both_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    fast, slow = write_sweeps(tmp_path, [0.50, 0.52, 0.51], [0.49, 0.53, 0.50])
+    fast, slow = write_sweeps(tmp_path, [0.50, 0.52, 0.51], [0.49, 0.53, 0.50],
+                              fast_losses=[1.90, 1.75, 1.95], slow_losses=[1.80, 1.85, 1.90])
     paper = write_run(tmp_path / "paper", status="preempted", accuracies=[0.3, 0.4, 0.5],
                       elapsed=[20.0, 23.0, 26.0])
     out = tmp_path / "out"
@@ -203,6 +239,9 @@ def test_cli_writes_both_files(tmp_path: Path, capsys: pytest.CaptureFixture[str
     markdown = (out / "speed_check.md").read_text()
     assert markdown.startswith("# Speed check") and "too noisy to tell" in markdown
     assert "| 0 | fast | auto → bf16 | auto → True |" in markdown
+    assert "TF32 (fp32 convolutions and matrix products on tensor cores): fast: not " \
+        "recorded; slow: off (NVIDIA_TF32_OVERRIDE=0)." in markdown
+    assert "**Training loss over the run, fast − slow, paired by seed:** +0.0167 nats" in markdown
     assert markdown.strip() in capsys.readouterr().out
 
 

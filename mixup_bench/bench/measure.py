@@ -8,12 +8,12 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .plan import (
+from .plan import (  # noqa: F401 - planned_settings, setting_label, variants: re-exported
     AUGS,
     SYNTHETIC_SIZES,
     BenchError,
@@ -21,8 +21,12 @@ from .plan import (
     Switches,
     log,
     pipeline_step_count,
+    planned_settings,
+    setting_label,
     switch_aug,
+    variants,
 )
+from .syncs import SYNC_STEPS, count_syncs
 
 # --- data, defaults, timing and memory ----------------------------------------------
 
@@ -202,23 +206,6 @@ def fast_switches(device, compile_model: bool) -> Switches:
                     compile_model, device.type == "cuda")
 
 
-def variants(fast: Switches, device) -> list[Switches]:
-    """The fast setting with one switch turned the other way, for each switch in play,
-    cheapest first: those that compile (CUDA only, where compilation is measured) last."""
-    settings = [replace(fast, cudnn_benchmark=False)] if device.type == "cuda" else []
-    other_precision = "fp32" if fast.precision != "fp32" else "bf16"
-    settings += [replace(fast, optimizer_step="fused"),
-                 replace(fast, channels_last=not fast.channels_last),
-                 replace(fast, precision=other_precision)]
-    if device.type == "cuda":  # CUDA graphs through torch.compile: the likeliest gain first
-        settings.append(replace(fast, compile=True, compile_mode="reduce-overhead"))
-    if fast.compile:
-        settings.append(replace(fast, compile=False))
-    elif device.type == "cuda":
-        settings.append(replace(fast, compile=True))
-    return settings
-
-
 def _record(base: dict[str, Any], measure: str, batch_size: int | None, aug: str | None,
             warmup: int, steps: int, images: int, result: dict[str, float]) -> dict[str, Any]:
     return {**base, "measure": measure, "batch_size": batch_size, "aug": aug, "warmup": warmup,
@@ -278,8 +265,7 @@ def training_steps(trainee, train, batch_size: int, aug: str,
     loader = DeviceLoader(train, batch_size, train=True, mean=CIFAR10_MEAN, std=CIFAR10_STD,
                           generator=torch.Generator(device).manual_seed(0),
                           channels_last=trainee.runtime.channels_last)
-    mixer = build_mixer_for(aug, defaults)
-    mixer.bind(loader)
+    mixer = trainer_mixer(aug, defaults, loader)
     steps = partial(_train_steps, trainee.network, loader, mixer,
                     torch.Generator().manual_seed(1), trainee.optimizer, trainee.scaler,
                     trainee.runtime)
@@ -290,6 +276,32 @@ def build_mixer_for(aug: str, defaults: dict[str, Any]):
     from ..mixing import build_mixer
 
     return build_mixer(aug, 10, defaults["alpha"][aug], **defaults["aug_options"][aug])
+
+
+def trainer_mixer(aug: str, defaults: dict[str, Any], loader):
+    """A mixer as the trainer sets it up: bound to the loader, inside an epoch, so that it
+    draws an epoch's steps at once (StepLoader's steps past an epoch draw the next)."""
+    mixer = build_mixer_for(aug, defaults)
+    mixer.bind(loader)
+    mixer.set_epoch(1, 1)
+    return mixer
+
+
+def time_epoch_draws(loader, aug: str, defaults: dict[str, Any], device) -> float | None:
+    """Seconds the trainer's first step of an epoch spends drawing the epoch's mixing draws
+    (len(loader) steps, on the CPU) and copying them to the device; timed steps use draws
+    made during warm-up, so this per-epoch cost is reported apart. None: drawn per step."""
+    import torch
+
+    mixer = trainer_mixer(aug, defaults, loader)
+    if not getattr(mixer, "epoch_draws", False):
+        return None
+    images, _ = next(iter(loader))
+    synchronize(device)
+    start = time.perf_counter()
+    mixer.step_draws(images, torch.Generator().manual_seed(2))
+    synchronize(device)
+    return time.perf_counter() - start
 
 
 def measure_switches(plan: Plan, switches: Switches, fast: Switches, train, test,
@@ -318,7 +330,14 @@ def measure_switches(plan: Plan, switches: Switches, fast: Switches, train, test
                 measured[aug].append(timed(plan.device, memory, partial(steps, plan.warmup),
                                            partial(steps, plan.steps)))
                 measured[aug][-1]["cudagraph_skips"] = _cudagraph_skips() - skips
-        for aug, (loader, mixer, _) in built.items():
+        if plan.device.type == "cuda":  # every setting: fp16's grad scaler, CUDA graphs, ...
+            for aug, (_, _, steps) in built.items():
+                result = count_syncs(steps, SYNC_STEPS)
+                log(f"{label}: batch {batch_size} {aug}: {result['syncs_per_step']:g} host "
+                    f"syncs per training step ({result['syncs_by_phase']})")
+                yield {**base, "measure": "syncs", "batch_size": batch_size, "aug": aug,
+                       **result}
+        for aug, (loader, _, _) in built.items():
             rounds_measured = measured[aug]
             ordered = sorted(rounds_measured, key=lambda result: result["seconds"])
             # The median round's time and memory; the warm-up that counts is the first
@@ -333,12 +352,16 @@ def measure_switches(plan: Plan, switches: Switches, fast: Switches, train, test
                 + (f" (median of {rounds})" if rounds > 1 else ""))
             yield record
             if label == "fast":
-                steps = partial(_run_pipeline, loader, mixer, torch.Generator().manual_seed(1))
+                steps = partial(_run_pipeline, loader, trainer_mixer(aug, defaults, loader),
+                                torch.Generator().manual_seed(1))
                 count = pipeline_step_count(plan)
                 result = timed(plan.device, memory, partial(steps, plan.warmup),
                                partial(steps, count))
-                yield _record(base, "pipeline", batch_size, aug, plan.warmup, count,
-                              count * loader.batch_size, result)
+                yield {**_record(base, "pipeline", batch_size, aug, plan.warmup, count,
+                                 count * loader.batch_size, result),
+                       "epoch_steps": len(loader),
+                       "epoch_draw_seconds": time_epoch_draws(loader, aug, defaults,
+                                                              plan.device)}
     if switches.compile and label != "fast":
         return
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,52 @@ class Switches:
         if self.optimizer_step != fast.optimizer_step:
             changes.append(f"optimizer {self.optimizer_step}")
         return ", ".join(changes) or "fast"
+
+
+# --- which settings, in which order ---------------------------------------------------
+
+
+def variants(fast: Switches, device) -> list[Switches]:
+    """The fast setting with one switch turned the other way, for each switch in play:
+    those that compile (CUDA only, where compilation is measured) first, CUDA graphs
+    first of all (the likeliest gain; the throughput targets depend on them), then the
+    rest."""
+    settings = []
+    if device.type == "cuda":  # CUDA graphs through torch.compile
+        settings.append(replace(fast, compile=True, compile_mode="reduce-overhead"))
+    if fast.compile:
+        settings.append(replace(fast, compile=False))
+    elif device.type == "cuda":
+        settings.append(replace(fast, compile=True))
+    if device.type == "cuda":
+        settings.append(replace(fast, cudnn_benchmark=False))
+    other_precision = "fp32" if fast.precision != "fp32" else "bf16"
+    settings += [replace(fast, optimizer_step="fused"),
+                 replace(fast, channels_last=not fast.channels_last),
+                 replace(fast, precision=other_precision)]
+    if device.type == "cuda" and fast.precision != "fp16":  # GradScaler and fused SGD
+        settings.append(replace(fast, precision="fp16"))
+    return settings
+
+
+def compiles_differently(switches: Switches, fast: Switches) -> bool:
+    """Whether a setting changes torch.compile or its mode against the fast setting."""
+    return (switches.compile, switches.compile_mode if switches.compile else None) != \
+        (fast.compile, fast.compile_mode if fast.compile else None)
+
+
+def planned_settings(fast: Switches, device) -> list[Switches | None]:
+    """The bench's order (None: the classic pipeline): the default setting, those that
+    compile (the targets depend on them, and a time limit cuts the last settings), the
+    classic pipeline (the fast/classic target), then the other switches."""
+    settings = variants(fast, device)
+    compiling = [switches for switches in settings if compiles_differently(switches, fast)]
+    rest = [switches for switches in settings if switches not in compiling]
+    return [fast, *compiling, None, *rest]
+
+
+def setting_label(switches: Switches | None, fast: Switches) -> str:
+    return "classic" if switches is None else switches.label(fast)
 
 
 @dataclass

@@ -50,6 +50,9 @@ def summarise(records: list[dict[str, Any]], plan: Plan) -> dict[str, list[dict[
                     row[f"fast_{key}"], row[f"classic_{key}"] = fast.get(key), classic.get(key)
             row["fast_over_classic"] = _ratio(fast.get("images_per_s"),
                                               classic.get("images_per_s"))
+            if measure == "pipeline":
+                row["epoch_draw_seconds"] = fast.get("epoch_draw_seconds")
+                row["epoch_steps"] = fast.get("epoch_steps")
             summary["training" if measure == "train" else "pipeline"].append(row)
     switched = [r for r in records if r["measure"] == "train" and r["pipeline"] == "fast"
                 and r["aug"] == switch_aug(plan)]
@@ -79,8 +82,30 @@ def summarise(records: list[dict[str, Any]], plan: Plan) -> dict[str, list[dict[
                 "peak_memory_above_start_percent": 100 * (
                     _ratio(mixed["peak_memory_above_start_bytes"],
                            plain["peak_memory_above_start_bytes"]) or float("nan")) - 100})
+    summary["syncs"] = [{key: record.get(key) for key in (
+        "config", "batch_size", "aug", "steps", "syncs_per_step", "syncs_at_epoch_end")}
+        | {"by_phase": ", ".join(f"{phase} {count}" for phase, count in
+                                 sorted(record["syncs_by_phase"].items())) or "none"}
+        for record in records if record["measure"] == "syncs"]
     summary["targets"] = targets(records, summary, plan)
     return summary
+
+
+def setting_coverage(planned: list[str], records: list[dict[str, Any]],
+                     plan: Plan) -> dict[str, list[str]]:
+    """The planned settings (labels, in order) by how far they were measured: at every
+    batch size, at some (a time limit cut them), or not at all."""
+    trained: dict[str, set[int]] = {}
+    for record in records:
+        if record["measure"] == "train":
+            trained.setdefault(record["config"], set()).add(record["batch_size"])
+    coverage: dict[str, list[str]] = {"measured": [], "partly": [], "not_measured": []}
+    for label in planned:
+        sizes = trained.get(label, set())
+        key = ("measured" if sizes >= set(plan.batch_sizes) else "partly" if sizes
+               else "not_measured")
+        coverage[key].append(label)
+    return coverage
 
 
 # The speed targets of the project (one H100 or H200, ResNet-18 CIFAR stem, CIFAR-10):
@@ -127,6 +152,12 @@ def targets(records: list[dict[str, Any]], summary: dict[str, list[dict[str, Any
         row(f"mixing {name} over aug none, highest <= {limit:g}%", worst and worst[key],
             worst and f"fast, batch {worst['batch_size']}, {worst['aug']}",
             worst is not None and worst[key] <= limit, "percent")
+    syncs = [r for r in summary["syncs"] if r["config"] == "fast"]
+    worst = max(syncs, key=lambda r: r["syncs_per_step"], default=None)
+    row("host synchronisations per training step, fast, every batch size and aug = 0",
+        worst and worst["syncs_per_step"],
+        worst and f"fast, batch {worst['batch_size']}, {worst['aug']}",
+        worst is not None and worst["syncs_per_step"] == 0, "count")
     evaluation = _find(records, pipeline="fast", config="fast", measure="eval")
     seconds = evaluation and TEST_IMAGES / evaluation["images_per_s"]
     row(f"evaluation of {TEST_IMAGES:,} test images < {EVAL_SECONDS_TARGET:g} s", seconds,
@@ -151,7 +182,7 @@ def _format(value: Any, kind: str) -> str:
     if kind == "rate" and abs(value) < 100:
         return f"{value:.3g}"
     formats = {"rate": "{:,.0f}", "seconds": "{:,.1f}", "seconds3": "{:,.3f} s",
-               "ratio": "{:.2f}x", "percent": "{:+.1f}%"}
+               "ratio": "{:.2f}x", "percent": "{:+.1f}%", "count": "{:g}"}
     if kind == "bytes":
         return f"{value / 2**20:,.0f}"
     return formats[kind].format(value) if kind in formats else str(value)
@@ -209,6 +240,14 @@ def render(results: dict[str, Any]) -> str:
         lines.append(f"- note: {results['note']}")
     if not results["complete"]:
         lines.append("- **incomplete**: the run stopped before every setting was measured")
+        coverage = results.get("coverage") or {}
+        if coverage.get("not_measured") or coverage.get("partly"):
+            lines.append("- cut (the run stopped before them, e.g. at its time limit): "
+                         + "; ".join(filter(None, [
+                             coverage.get("not_measured") and "not measured: "
+                             + ", ".join(coverage["not_measured"]),
+                             coverage.get("partly") and "measured at some batch sizes only: "
+                             + ", ".join(coverage["partly"])])))
     if results["errors"]:
         lines += ["", "**Settings that failed:**", *[f"- {error}" for error in results["errors"]]]
     summary = results["summary"]
@@ -249,11 +288,26 @@ def render(results: dict[str, Any]) -> str:
             ("warmup_seconds", "warm-up s", "seconds"),
             ("peak_memory_bytes", memory, "bytes")]),
         "", "## Data pipeline alone (crop, flip, normalise, mix; no model)", "",
+        "Mixup and CutMix draw an epoch's lambdas, partners and boxes at its first step and "
+        "copy them to the device at once; the timed steps use draws made during warm-up, and "
+        "the last columns give that per-epoch cost apart.", "",
         _table(summary["pipeline"], [
             ("batch_size", "batch", ""), ("aug", "aug", ""),
             ("fast_images_per_s", "fast img/s", "rate"),
             ("classic_images_per_s", "classic img/s", "rate"),
-            ("fast_over_classic", "fast/classic", "ratio")]),
+            ("fast_over_classic", "fast/classic", "ratio"),
+            ("epoch_steps", "steps/epoch", ""),
+            ("epoch_draw_seconds", "epoch's draws s", "seconds3")]),
+        "", "## Host synchronisations per training step (target 0)", "",
+        *(["Counted on CUDA only, under torch.cuda.set_sync_debug_mode(\"warn\"), for every "
+           "setting measured, by the phase of the step they came from; the epoch's end reads "
+           "its loss and accuracy back once (not per step).", "",
+           _table(summary.get("syncs", []), [
+               ("config", "setting", ""), ("batch_size", "batch", ""), ("aug", "aug", ""),
+               ("steps", "steps", ""),
+               ("syncs_per_step", "syncs per step", "count"), ("by_phase", "by phase", ""),
+               ("syncs_at_epoch_end", "at the epoch's end", "")])]
+          if device == "GPU" else ["Not measured: CUDA only."]),
         "", "## Mixing overhead against aug none (training)", "",
         "Time: extra time per image. Memory: the peak over the timed steps, whole and above "
         "what was allocated when they began (model, optimizer state, data).", "",

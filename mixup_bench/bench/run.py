@@ -10,8 +10,11 @@ build_model, train_one_epoch, evaluate) and for aug none / mixup / cutmix:
   setting ("fast"), in interleaved rounds (the median counts) so that the
   mixing overhead is not a drift between settings;
 - the fast setting against each switch turned the other way, one at a time
-  (cudnn.benchmark, fused SGD, channels_last, precision, torch.compile and its
-  CUDA-graph mode), with the warm-up time (compilation) apart;
+  (torch.compile's CUDA-graph mode, torch.compile, cudnn.benchmark, fused SGD,
+  channels_last, precision), with the warm-up time (compilation) apart;
+- on CUDA, host synchronisations per training step of every setting, under
+  torch.cuda.set_sync_debug_mode("warn") (syncs.py; the target, for the fast
+  setting, is 0);
 - the classic pipeline (classic.py: DataLoader workers, PIL transforms, fp32);
 - the data pipeline alone (crop, flip, normalise, mix; no model), both ways;
 - the issue's targets against the best setting measured.
@@ -68,19 +71,21 @@ def measure_all(plan: Plan, train, test, defaults: dict[str, Any], memory: PeakM
                 errors: list[str], save: Callable[[list], None]) -> list[dict[str, Any]]:
     """Every setting in turn, saved after each; one that fails is recorded, the rest run.
 
-    Order: fast, classic, then the variants cheapest first, so that a run cut
-    short by a time limit loses the least telling settings.
+    Order (plan.planned_settings): fast, the settings that compile (CUDA graphs
+    first), classic, then the other switches: the targets depend on the first four,
+    and a run cut short by a time limit loses the last; bench.md names what it cut.
     """
     import torch
 
-    from .measure import fast_switches, free_memory, measure_switches, variants
+    from .measure import fast_switches, free_memory, measure_switches
+    from .plan import planned_settings, setting_label
 
     fast = fast_switches(plan.device, plan.compile)
     benchmark = torch.backends.cudnn.benchmark
     on_device = None
     records = []
-    for switches in [fast, None, *variants(fast, plan.device)]:
-        label = "classic" if switches is None else switches.label(fast)
+    for switches in planned_settings(fast, plan.device):
+        label = setting_label(switches, fast)
         try:
             if switches is None:
                 on_device = None  # the classic peak should not count the device copy
@@ -112,6 +117,7 @@ def run(plan: Plan, command: str) -> dict[str, Any]:
     """
     from ..train import Runtime, environment
     from .measure import fast_switches, load_data, project_defaults
+    from .plan import planned_settings, setting_label
     from .results import write_results
 
     header = {"command": command, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -131,7 +137,9 @@ def run(plan: Plan, command: str) -> dict[str, Any]:
                   "epoch_images": EPOCH_IMAGES, "test_images": TEST_IMAGES,
                   "alpha": {aug: defaults["alpha"][aug] for aug in plan.augs},
                   "optim": defaults["optim"]},
-        fast=asdict(fast), memory_source=memory.source, note=plan.note)
+        fast=asdict(fast), memory_source=memory.source, note=plan.note,
+        planned_settings=[setting_label(switches, fast)
+                          for switches in planned_settings(fast, plan.device)])
     log(f"{plan.device} ({plan.mode}); data: {header['data']['source']}, "
         f"{header['data']['train_images']:,} train images; fast setting: {asdict(fast)}")
     errors: list[str] = []
@@ -146,14 +154,15 @@ def run(plan: Plan, command: str) -> dict[str, Any]:
 def assemble(header: dict[str, Any], records: list[dict[str, Any]], errors: list[str],
              plan: Plan, complete: bool) -> dict[str, Any]:
     """What bench.json holds: the header, every measurement, the ratios, the errors."""
-    from .results import add_epoch_seconds, summarise
+    from .results import add_epoch_seconds, setting_coverage, summarise
 
     add_epoch_seconds(records)
+    coverage = setting_coverage(header["planned_settings"], records, plan)
     load = {"before": header["load_before"], "after": list(os.getloadavg()),
             "cpu_count": os.cpu_count()}
     return {**{k: v for k, v in header.items() if k != "load_before"}, "complete": complete,
             "load_average": load, "measurements": records, "summary": summarise(records, plan),
-            "errors": errors}
+            "coverage": coverage, "errors": errors}
 
 
 def main(argv: list[str]) -> int:

@@ -123,15 +123,72 @@ def verify_checksums(folder: Path, spec: CifarSpec = CIFAR10) -> list[str]:
             if (folder / name).is_file() and _md5(folder / name) != md5]
 
 
+# What a CIFAR python file may name, and nothing else: (module, name) -> the object. The
+# official files (pickled by Python 2's cPickle, protocol 2) name only numpy's array
+# reconstruction: numpy.core.multiarray._reconstruct, numpy.ndarray, numpy.dtype; numpy 2
+# writes numpy._core; protocols 0-2 under Python 3 write bytes as _codecs.encode(str, latin1);
+# protocol 5 writes arrays as numpy._core.numeric._frombuffer. Found by listing the globals
+# of the official-format copy ../shared/data/make_cifar10.py writes and of pickle.dump at
+# protocols 0-5 (tests/test_untrusted.py). Dicts, lists, str, bytes and ints need no global.
+def _allowed_globals() -> dict[tuple[str, str], object]:
+    import codecs
+
+    import numpy as np
+
+    reconstruct = np.ndarray.__reduce__(np.zeros(0, np.uint8))[0]  # multiarray._reconstruct
+    frombuffer = np.zeros(1, np.uint8).__reduce_ex__(5)[0]  # numeric._frombuffer
+    allowed: dict[tuple[str, str], object] = {
+        ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): codecs.encode}
+    for package in ("numpy.core", "numpy._core"):
+        allowed[(f"{package}.multiarray", "_reconstruct")] = reconstruct
+        allowed[(f"{package}.numeric", "_frombuffer")] = frombuffer
+    return allowed
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """pickle.Unpickler that builds only what CIFAR files hold; any other global or a
+    persistent id is refused (DataError) before it is looked up, so nothing else runs."""
+
+    def __init__(self, handle, path: Path) -> None:
+        super().__init__(handle, encoding="latin1")
+        self.path = path
+        self.allowed = _allowed_globals()
+
+    def find_class(self, module: str, name: str) -> object:
+        found = self.allowed.get((module, name))
+        if found is None:
+            raise DataError(
+                f"{self.path}: refused to unpickle {module}.{name} (a CIFAR batch file holds "
+                "only arrays, lists, strings and numbers); mixup-bench never runs code from a "
+                "data file, replace it with an official copy")
+        return found
+
+    def persistent_load(self, pid: object) -> object:
+        raise DataError(f"{self.path}: refused a persistent id in the pickle (a CIFAR batch "
+                        "file has none); replace it with an official copy")
+
+
+def read_pickle(path: Path) -> object:
+    """Unpickle a CIFAR python file through _CifarUnpickler (DataError if it is refused)."""
+    with path.open("rb") as handle:
+        return _CifarUnpickler(handle, path).load()
+
+
 def read_batch(path: Path, num_classes: int) -> Split:
-    """Read one pickled CIFAR batch file; refuse anything malformed."""
+    """Read one pickled CIFAR batch file; refuse anything malformed or not plain data.
+
+    batches.meta (CIFAR-10) and meta (CIFAR-100) hold only class names, which mixup-bench
+    does not use: they are never opened, so a crafted one runs nothing here either.
+    """
     if not path.is_file():
         raise DataError(f"data.root: {path} is missing; the CIFAR-10 folder is incomplete")
     try:
-        with path.open("rb") as handle:
-            entry = pickle.load(handle, encoding="latin1")
+        entry = read_pickle(path)
         data = entry["data"]
         labels = entry.get("labels", entry.get("fine_labels"))
+    except DataError:
+        raise
     except Exception as error:  # truncated pickles raise EOFError, UnpicklingError, ...
         raise DataError(
             f"{path}: unreadable ({type(error).__name__}); the file is truncated or corrupt, "

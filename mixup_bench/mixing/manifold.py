@@ -7,6 +7,11 @@ output, lam * h + (1 - lam) * h[partner]. Targets are mixed as in Mixup. The
 hook is installed only for the forward pass of that batch, through the
 MixedBatch.forward_context the trainer enters, so the trainer has no branch
 for this method.
+
+torch.compile does not see forward hooks added after its first call (Dynamo
+skips guards on module hooks), so a compiled network would train on unmixed
+features against mixed targets: the trainer refuses trainer.compile=true with
+this mixer (`mixes_inside_network`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import torch
 from ..models import mixing_stages
 from .base import MixingBase, register_mixer
 from .batch import MixedBatch
+from .mixup import lam_draws
 from .ops import blend, random_partner
 from .options import OptionError
 
@@ -49,6 +55,8 @@ class ManifoldMixup(MixingBase):
     """aug.layers: the layers to draw from (default 0, 1, 2); partners within the batch."""
 
     accepted = MixingBase.accepted + ("layers",)
+    epoch_draws = True
+    mixes_inside_network = True
 
     def __init__(self, num_classes: int, alpha: float | None = None,
                  layers: Any = MANIFOLD_LAYERS, **options: Any) -> None:
@@ -66,18 +74,22 @@ class ManifoldMixup(MixingBase):
     def summary(self) -> dict[str, Any]:
         return {**super().summary(), "layers": list(self.layers)}
 
-    def mix(self, images, targets, generator):
-        lam = self.draw_lambda(self.current_alpha(), generator, images.shape[0])
-        weight = lam if lam.dim() else float(lam)
+    def draw(self, count, height, width, generator):
+        lam = self.draw_lambda(self.current_alpha(), generator, count)
         layer = self.layers[int(torch.randint(len(self.layers), (), generator=generator))]
-        partner = random_partner(images.shape[0], generator).to(images.device)
+        return {**lam_draws(lam), "layer": layer, "partner": random_partner(count, generator)}
+
+    def apply(self, images, targets, draws):
+        weight, partner, layer = draws["lam"], draws["partner"], draws["layer"]
         if layer == 0:
-            batch = blend(images, targets, images[partner], targets[partner], weight)
+            batch = blend(images, targets, images[partner], targets[partner], weight,
+                          draws["lam_mean"])
             batch.method = "manifold_mixup:0"
             return batch
         rows = weight if isinstance(weight, float) else weight.to(targets).view(-1, 1)
         mixed_targets = targets * rows + targets[partner] * (1.0 - rows)
-        return MixedBatch(images, mixed_targets, float(lam.mean()),
-                          lam if lam.dim() else None, f"manifold_mixup:{layer}",
+        return MixedBatch(images, mixed_targets, draws["lam_mean"],
+                          None if isinstance(weight, float) else weight,
+                          f"manifold_mixup:{layer}",
                           forward_context=lambda model: mix_after_stage(model, layer, partner,
                                                                         weight))

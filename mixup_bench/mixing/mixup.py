@@ -6,37 +6,76 @@ import torch
 
 from .base import MixingBase, register_mixer
 from .batch import MixedBatch
-from .ops import as_rows, blend, cutmix_box, paste, paste_per_example, random_boxes
+from .draws import Draws
+from .ops import (
+    as_rows,
+    blend,
+    box_lambda,
+    boxes_lambda,
+    cutmix_box,
+    paste,
+    paste_per_example,
+    random_boxes,
+)
 from .options import SWITCH_OPTIONS
+
+
+def lam_draws(lam: torch.Tensor) -> Draws:
+    """A drawn lambda as draws: a float with lam_per=batch, the (N,) tensor with lam_per=sample;
+    its mean is taken here, on the CPU."""
+    if lam.dim():
+        return {"lam": lam, "lam_mean": float(lam.mean())}
+    return {"lam": float(lam), "lam_mean": float(lam)}
 
 
 @register_mixer("mixup")
 class Mixup(MixingBase):
-    def mix(self, images, targets, generator):
-        lam = self.draw_lambda(self.current_alpha(), generator, images.shape[0])
-        partner_images, partner_targets = self.partners(images, targets, generator)
-        return blend(images, targets, partner_images, partner_targets,
-                     lam if lam.dim() else float(lam))
+    epoch_draws = True
+
+    def draw(self, count, height, width, generator):
+        lam = self.draw_lambda(self.current_alpha(), generator, count)
+        return {**lam_draws(lam), **self.draw_partners(count, generator)}
+
+    def apply(self, images, targets, draws):
+        partner_images, partner_targets = self.take_partners(images, targets, draws)
+        return blend(images, targets, partner_images, partner_targets, draws["lam"],
+                     draws["lam_mean"])
 
 
-def cutmix_branch(mixer: MixingBase, alpha: float, images: torch.Tensor, targets: torch.Tensor,
-                   generator: torch.Generator) -> MixedBatch:
-    lam = mixer.draw_lambda(alpha, generator, images.shape[0])
-    partner_images, partner_targets = mixer.partners(images, targets, generator)
-    height, width = images.shape[-2:]
+def draw_cutmix(mixer: MixingBase, alpha: float, count: int, height: int, width: int,
+                generator: torch.Generator) -> Draws:
+    """CutMix's draws: lambda, partners, then a box (per batch) or a box per row (per sample);
+    lambda is then the unpasted fraction, computed here on the CPU."""
+    lam = mixer.draw_lambda(alpha, generator, count)
+    draws = mixer.draw_partners(count, generator)
     if lam.dim():
         boxes = random_boxes(height, width, lam, generator)
-        return paste_per_example(images, targets, partner_images, partner_targets, boxes)
+        lams = boxes_lambda(boxes, height, width)
+        return {**draws, "boxes": boxes, "lams": lams, "lam_mean": float(lams.mean())}
     box = cutmix_box(height, width, float(lam), generator)
-    return paste(images, targets, partner_images, partner_targets, box)
+    return {**draws, "box": box, "lam_mean": box_lambda(box, height, width)}
+
+
+def apply_cutmix(mixer: MixingBase, images: torch.Tensor, targets: torch.Tensor,
+                 draws: Draws) -> MixedBatch:
+    partner_images, partner_targets = mixer.take_partners(images, targets, draws)
+    if "boxes" in draws:
+        return paste_per_example(images, targets, partner_images, partner_targets,
+                                 draws["boxes"], draws["lams"], draws["lam_mean"])
+    return paste(images, targets, partner_images, partner_targets, draws["box"])
 
 
 @register_mixer("cutmix")
 class CutMix(MixingBase):
     """With lam_per=sample each example gets its own lambda and box (a batched mask)."""
 
-    def mix(self, images, targets, generator):
-        return cutmix_branch(self, self.current_alpha(), images, targets, generator)
+    epoch_draws = True
+
+    def draw(self, count, height, width, generator):
+        return draw_cutmix(self, self.current_alpha(), count, height, width, generator)
+
+    def apply(self, images, targets, draws):
+        return apply_cutmix(self, images, targets, draws)
 
 
 @register_mixer("mixup_cutmix")
@@ -50,27 +89,42 @@ class MixupCutMix(MixingBase):
     """
 
     accepted = MixingBase.accepted + SWITCH_OPTIONS
+    epoch_draws = True
 
-    def mix(self, images, targets, generator):
+    def draw(self, count, height, width, generator):
         mixup_alpha = self.current_alpha()
         cutmix_alpha = self.options.cutmix_alpha * mixup_alpha / self.alpha
         switch = self.options.switch_prob
         if self.options.lam_per == "batch":
             if bool(torch.rand((), generator=generator) < switch):
-                return cutmix_branch(self, cutmix_alpha, images, targets, generator)
-            lam = float(self.draw_lambda(mixup_alpha, generator, images.shape[0]))
-            partner_images, partner_targets = self.partners(images, targets, generator)
-            return blend(images, targets, partner_images, partner_targets, lam)
-        count = images.shape[0]
+                return {"branch": "cutmix",
+                        **draw_cutmix(self, cutmix_alpha, count, height, width, generator)}
+            lam = float(self.draw_lambda(mixup_alpha, generator, count))
+            return {"branch": "mixup", "lam": lam, "lam_mean": lam,
+                    **self.draw_partners(count, generator)}
         use_cutmix = torch.rand(count, generator=generator) < switch
         mixup_lam = self.draw_lambda(mixup_alpha, generator, count)
         cutmix_lam = self.draw_lambda(cutmix_alpha, generator, count)
-        partner_images, partner_targets = self.partners(images, targets, generator)
-        boxes = random_boxes(images.shape[-2], images.shape[-1], cutmix_lam, generator)
-        blended = blend(images, targets, partner_images, partner_targets, mixup_lam)
-        pasted = paste_per_example(images, targets, partner_images, partner_targets, boxes)
-        lams = torch.where(use_cutmix, pasted.lams, blended.lams)
+        partners = self.draw_partners(count, generator)
+        boxes = random_boxes(height, width, cutmix_lam, generator)
+        cutmix_lams = boxes_lambda(boxes, height, width)
+        lams = torch.where(use_cutmix, cutmix_lams, mixup_lam)
+        return {"branch": "both", "use_cutmix": use_cutmix, "mixup_lam": mixup_lam,
+                "boxes": boxes, "cutmix_lams": cutmix_lams, "lams": lams,
+                "lam_mean": float(lams.mean()), **partners}
+
+    def apply(self, images, targets, draws):
+        if draws["branch"] == "cutmix":
+            return apply_cutmix(self, images, targets, draws)
+        partner_images, partner_targets = self.take_partners(images, targets, draws)
+        if draws["branch"] == "mixup":
+            return blend(images, targets, partner_images, partner_targets, draws["lam"])
+        use_cutmix, lam_mean = draws["use_cutmix"], draws["lam_mean"]
+        blended = blend(images, targets, partner_images, partner_targets, draws["mixup_lam"],
+                        lam_mean)
+        pasted = paste_per_example(images, targets, partner_images, partner_targets,
+                                   draws["boxes"], draws["cutmix_lams"], lam_mean)
         mixed = torch.where(as_rows(use_cutmix, images, torch.bool), pasted.images, blended.images)
         mixed_targets = torch.where(as_rows(use_cutmix, targets, torch.bool), pasted.targets,
                                     blended.targets)
-        return MixedBatch(mixed, mixed_targets, float(lams.mean()), lams, "mixup_cutmix")
+        return MixedBatch(mixed, mixed_targets, lam_mean, draws["lams"], "mixup_cutmix")

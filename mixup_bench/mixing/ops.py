@@ -30,13 +30,19 @@ def as_rows(values: torch.Tensor, like: torch.Tensor,
 
 
 def blend(images: torch.Tensor, targets: torch.Tensor, partner_images: torch.Tensor,
-          partner_targets: torch.Tensor, lam: float | torch.Tensor) -> MixedBatch:
-    """lam * x + (1 - lam) * partner for images and targets; lam a float or (N,) per example."""
+          partner_targets: torch.Tensor, lam: float | torch.Tensor,
+          lam_mean: float | None = None) -> MixedBatch:
+    """lam * x + (1 - lam) * partner for images and targets; lam a float or (N,) per example.
+
+    lam_mean: lam.mean() computed beforehand on the CPU; without it a device lam's mean is
+    read back here (a host synchronisation).
+    """
     if isinstance(lam, torch.Tensor):
         image_weight, target_weight = as_rows(lam, images), as_rows(lam, targets)
         mixed = images * image_weight + partner_images * (1.0 - image_weight)
         mixed_targets = targets * target_weight + partner_targets * (1.0 - target_weight)
-        return MixedBatch(mixed, mixed_targets, float(lam.mean()), lam, "mixup")
+        mean = float(lam.mean()) if lam_mean is None else lam_mean
+        return MixedBatch(mixed, mixed_targets, mean, lam, "mixup")
     mixed = images * lam + partner_images * (1.0 - lam)
     mixed_targets = targets * lam + partner_targets * (1.0 - lam)
     return MixedBatch(mixed, mixed_targets, float(lam), None, "mixup")
@@ -95,14 +101,21 @@ def paste(images: torch.Tensor, targets: torch.Tensor, partner_images: torch.Ten
 
 
 def paste_per_example(images: torch.Tensor, targets: torch.Tensor, partner_images: torch.Tensor,
-                      partner_targets: torch.Tensor, boxes: torch.Tensor) -> MixedBatch:
-    """Row i gets boxes[i] (an (N, 4) long tensor) from partner_images[i]; per-row lambda."""
+                      partner_targets: torch.Tensor, boxes: torch.Tensor,
+                      lams: torch.Tensor | None = None,
+                      lam_mean: float | None = None) -> MixedBatch:
+    """Row i gets boxes[i] (an (N, 4) long tensor) from partner_images[i]; per-row lambda.
+
+    lams, lam_mean: boxes_lambda(boxes) and its mean, computed beforehand on the CPU;
+    without lam_mean the mean is read back from the device (a host synchronisation).
+    """
     height, width = images.shape[-2:]
-    lams = boxes_lambda(boxes, height, width)
+    lams = boxes_lambda(boxes, height, width) if lams is None else lams
     weight = as_rows(lams, targets)
     mixed_targets = targets * weight + partner_targets * (1.0 - weight)
-    return MixedBatch(paste_rows(images, partner_images, boxes), mixed_targets,
-                      float(lams.mean()), lams, "cutmix")
+    mean = float(lams.mean()) if lam_mean is None else lam_mean
+    return MixedBatch(paste_rows(images, partner_images, boxes), mixed_targets, mean, lams,
+                      "cutmix")
 
 
 def cutmix(images: torch.Tensor, targets: torch.Tensor, box: Box,

@@ -36,6 +36,25 @@ def model_names() -> list[str]:
     return sorted(_MODELS)
 
 
+def timm_problem(timm_name: str) -> str | None:
+    """What is wrong with model.name=timm:<timm_name>, in one line; None if timm has it.
+
+    A pretrained tag (resnet18.a1_in1k) names the same architecture; hf-hub: names would
+    be fetched from the network and are refused like any name timm's registry lacks.
+    """
+    import difflib
+
+    import timm
+
+    if timm_name and timm.is_model(timm_name):
+        return None
+    names = timm.list_models()
+    close = difflib.get_close_matches(timm_name, names, n=3, cutoff=0.6)
+    hint = f" (did you mean {', '.join(f'timm:{name}' for name in close)}?)" if close else ""
+    return (f"timm {timm.__version__} has no model {timm_name!r}{hint}; expected "
+            "timm:<a name from timm.list_models()>")
+
+
 def _timm_takes_zero_init_last(timm_name: str) -> bool:
     import timm.models
 

@@ -1,8 +1,9 @@
 """The report stage: run directories -> groups of seeds -> estimates, verdicts, tables, figures.
 
-Torch-free and numpy-free by design (a test walks the imports): a sweep
-trained on a cluster is reported on a laptop that has neither. matplotlib is
-imported only inside the figure functions.
+Torch-free by design (a test walks the imports): a sweep trained on a
+cluster is reported on a laptop without torch. Nothing here imports numpy
+itself; scipy (the statistics) and matplotlib (the figures) bring it,
+and both are imported only inside the functions that use them.
 
 Public face: `main(argv)` (`mixup-bench report`), `build_report` and
 `write_report`, and `speed_check.main` (`mixup-bench speed-check`).

@@ -5,12 +5,14 @@ imports torch, so a sweep trained elsewhere can be reported on any machine.
 Runs are grouped by the config keys that differ between them (seeds are the
 repetitions); each group gets mean, standard deviation and a t-based 95% CI,
 and each mixing group the paired difference to the same settings without
-mixing. Writes OUT/REPORT.md, OUT/report.csv, OUT/report.json and PNG figures.
+mixing. Writes OUT/REPORT.md, OUT/report.csv, OUT/report.json and PNG figures
+(SVG too on request), the claims figure first.
 
 The work is split by job: rundirs reads the files, grouping matches runs,
 stats computes intervals, verdicts judges the claims in report/claims/,
-model holds the result, markdown and figures present it; this module builds
-and writes it, cli is the command line.
+model holds the result, panels decides what each figure shows (labels: what
+varies), markdown and figures present it; this module builds and writes it,
+cli is the command line.
 """
 
 from __future__ import annotations
@@ -18,26 +20,35 @@ from __future__ import annotations
 import csv
 import datetime
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .figures import AlphaSeries, plot_accuracy_vs_alpha, plot_curves
-from .figures_calibration import (
-    MAX_RELIABILITY_PANELS,
-    ReliabilityPanel,
-    plot_reliability,
-)
+from .figures import draw_accuracy_vs_alpha, draw_curves, save
+from .figures_calibration import MAX_RELIABILITY_PANELS, draw_reliability
+from .figures_claims import draw_claims
 from .grouping import (
-    condition,
     group_runs,
     is_unmixed,
     pair_runs,
     table_columns,
     varying_keys,
 )
-from .markdown import FIGURES, render_markdown, shown
+from .labels import shown
+from .markdown import FIGURES, render_markdown
 from .model import GroupResult, Report
+from .panels import (
+    alpha_panels,
+    alt_texts,
+    claim_rows,
+    claims_text,
+    claims_unit,
+    curve_panels,
+    figure_text,
+    labelling,
+    reliability_panels,
+)
 from .rundirs import (
     ACCURACY_METRICS,
     AUGMENTATION_KEYS,
@@ -47,7 +58,7 @@ from .rundirs import (
     find_run_directories,
     load_run,
 )
-from .stats import estimate, is_number, pool_reliability
+from .stats import estimate, pool_reliability
 from .verdicts import evaluate_claims
 
 # report.csv column suffix -> Estimate field.
@@ -131,7 +142,8 @@ def csv_rows(report: Report) -> list[dict[str, Any]]:
 
 
 def report_data(
-    report: Report, drawn: dict[str, bool], notes: dict[str, str] | None = None
+    report: Report, drawn: dict[str, bool], notes: dict[str, str] | None = None,
+    alts: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """report.json: REPORT.md's numbers (as fractions), the verdicts and the unfinished runs."""
 
@@ -178,58 +190,9 @@ def report_data(
         "unfinished": unfinished,
         "figures": {name: bool(drawn.get(name)) for name in FIGURES},
         "figure_notes": dict(notes or {}),
+        "figure_alt": {name: text for name, text in (alts or {}).items() if drawn.get(name)},
+        "shared_settings": labelling(report).constant,
     }
-
-
-def alpha_series(report: Report) -> list[AlphaSeries]:
-    """Final accuracy per alpha for each mixing condition, with its unmixed reference."""
-    references = {
-        condition(result.group.settings, AUGMENTATION_KEYS): result.metrics["final_test_acc"].mean
-        for result in report.groups
-        if is_unmixed(result.group.settings)
-    }
-    readable = [run for run in report.runs if run.settings]
-    varying = set(varying_keys(readable)) - {"alpha"}
-    varying = [key for key in table_columns(readable) if key in varying]
-    series: dict[tuple, AlphaSeries] = {}
-    for result in report.groups:
-        alpha, final = result.group.settings.get("alpha"), result.metrics["final_test_acc"]
-        if is_unmixed(result.group.settings) or not is_number(alpha) or final.mean is None:
-            continue
-        key = condition(result.group.settings, ("alpha",))
-        if key not in series:
-            reference = references.get(condition(result.group.settings, AUGMENTATION_KEYS))
-            condition_label = group_label(
-                result.group.settings, [name for name in varying if name != "aug.name"]
-            )
-            series[key] = AlphaSeries(
-                group_label(result.group.settings, varying),
-                [],
-                None if reference is None else 100 * reference,
-                f"no mixing, {condition_label}",
-            )
-        half = final.half_width
-        series[key].points.append(
-            (float(alpha), 100 * final.mean, None if half is None else 100 * half)
-        )
-    return list(series.values())
-
-
-def reliability_panels(report: Report) -> list[ReliabilityPanel]:
-    """One panel per group that has reliability data, in table order (all, not yet cut)."""
-    return [
-        ReliabilityPanel(
-            result.label,
-            table["edges"],
-            table["accuracy"],
-            table["count"],
-            result.metrics["final_test_ece"].mean,
-            table["runs"],
-            result.metrics["final_test_ece"].n,
-        )
-        for result in report.groups
-        if (table := result.reliability) is not None
-    ]
 
 
 def figure_notes(report: Report) -> dict[str, str]:
@@ -246,42 +209,81 @@ def figure_notes(report: Report) -> dict[str, str]:
     return {"reliability.png": "; ".join(notes)} if notes else {}
 
 
-def draw_figures(report: Report, out: Path) -> dict[str, bool]:
-    """Draw the PNGs into `out`; a figure with nothing to show is skipped, not faked."""
+@dataclass
+class FigurePlan:
+    """One figure: how to draw it (None: nothing to show), and its alt text in REPORT.md."""
 
-    def curves(key: str) -> dict[str, list]:
-        return {
-            result.label: [run.curve(key) for run in result.group.runs] for result in report.groups
-        }
+    make: Callable[[], Any]
+    alt: str
 
-    return {
-        "curves_test_acc.png": plot_curves(
-            curves("test_acc"), out / "curves_test_acc.png", "test accuracy (%)", 100.0
-        ),
-        "acc_vs_alpha.png": plot_accuracy_vs_alpha(
-            alpha_series(report), out / "acc_vs_alpha.png", "final test accuracy (%)"
-        ),
-        "curves_train_loss.png": plot_curves(
-            curves("train_loss"), out / "curves_train_loss.png", "training loss"
-        ),
-        "reliability.png": plot_reliability(reliability_panels(report), out / "reliability.png"),
+    def draw(self, path: Path, formats: tuple[str, ...] = ("png",)) -> bool:
+        """Save the figure as `path` (and the other formats beside it); False when there is
+        nothing to show, and then nothing is written."""
+        figure = self.make()
+        if figure is None:
+            return False
+        save(figure, path, formats)
+        return True
+
+
+def figure_plans(report: Report) -> dict[str, FigurePlan]:
+    """Every figure in REPORT.md's order: the claims first, then the results."""
+    test, test_text, test_facets = curve_panels(report, "test_acc", published=True)
+    loss, loss_text, loss_facets = curve_panels(report, "train_loss")
+    alpha, alpha_text, alpha_facets = alpha_panels(report)
+    test_text.title = "Test accuracy per epoch: mean over seeds, band from min to max"
+    loss_text.title = "Training loss per epoch: mean over seeds, band from min to max"
+    alpha_text.title = ("Final test accuracy against alpha: mean over seeds, bars 95% CI; "
+                        "band: no mixing")
+    facets = {"curves_test_acc.png": test_facets, "curves_train_loss.png": loss_facets,
+              "acc_vs_alpha.png": alpha_facets}
+    counts = {"curves_test_acc.png": len(test), "curves_train_loss.png": len(loss),
+              "acc_vs_alpha.png": len(alpha)}
+    alts = alt_texts(report, facets, counts)
+    rows, claims, unit = claim_rows(report), claims_text(report), claims_unit(report)
+    makers: dict[str, Callable[[], Any]] = {
+        "claims.png": lambda: draw_claims(rows, claims, unit),
+        "curves_test_acc.png": lambda: draw_curves(test, test_text, "test accuracy (%)", 100.0),
+        "acc_vs_alpha.png": lambda: draw_accuracy_vs_alpha(alpha, alpha_text,
+                                                           "final test accuracy (%)"),
+        "curves_train_loss.png": lambda: draw_curves(loss, loss_text, "training loss"),
+        "reliability.png": lambda: draw_reliability(
+            reliability_panels(report), figure_text("", labelling(report))),
     }
+    return {name: FigurePlan(makers[name], alts[name]) for name in FIGURES}
 
 
-def write_report(report: Report, out: Path) -> list[Path]:
-    """Write REPORT.md, report.csv, report.json and the figures into `out`; return the paths."""
+def draw_plans(plans: dict[str, FigurePlan], out: Path, formats: tuple[str, ...] = ("png",)
+               ) -> dict[str, bool]:
+    """Draw every planned figure into `out`; one with nothing to show is skipped, not faked."""
+    return {name: plan.draw(out / name, formats) for name, plan in plans.items()}
+
+
+def draw_figures(report: Report, out: Path, formats: tuple[str, ...] = ("png",)
+                 ) -> dict[str, bool]:
+    """Draw the figures into `out`; a figure with nothing to show is skipped, not faked."""
+    return draw_plans(figure_plans(report), out, formats)
+
+
+def write_report(report: Report, out: Path, svg: bool = False) -> list[Path]:
+    """Write REPORT.md, report.csv, report.json and the figures (PNG; SVG too with `svg`)
+    into `out`; return the paths."""
     out.mkdir(parents=True, exist_ok=True)
-    drawn, notes = draw_figures(report, out), figure_notes(report)
-    (out / "REPORT.md").write_text(render_markdown(report, drawn, notes), encoding="utf-8")
+    formats = ("png", "svg") if svg else ("png",)
+    plans = figure_plans(report)
+    drawn = draw_plans(plans, out, formats)
+    notes, alts = figure_notes(report), {name: plan.alt for name, plan in plans.items()}
+    (out / "REPORT.md").write_text(render_markdown(report, drawn, notes, alts), encoding="utf-8")
     rows = csv_rows(report)
     with open(out / "report.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["group"])
         writer.writeheader()
         writer.writerows(rows)
-    data = report_data(report, drawn, notes)
+    data = report_data(report, drawn, notes, alts)
     (out / "report.json").write_text(
         json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8"
     )
-    return [out / "REPORT.md", out / "report.csv", out / "report.json"] + [
-        out / name for name, done in drawn.items() if done
-    ]
+    figures = [out / name for name, done in drawn.items() if done]
+    if svg:
+        figures += [(out / name).with_suffix(".svg") for name, done in drawn.items() if done]
+    return [out / "REPORT.md", out / "report.csv", out / "report.json"] + figures

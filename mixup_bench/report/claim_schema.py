@@ -101,8 +101,12 @@ def load_claims(extra_files: Iterable[Path] = ()) -> list[dict[str, Any]]:
     for origin, text in sources:
         try:
             document = yaml.safe_load(text) or {}
-        except yaml.YAMLError as error:
-            raise ValueError(f"{origin}: not valid YAML: {error}") from error
+        except yaml.YAMLError as error:  # safe_load: a !!python/... tag is refused here
+            mark = getattr(error, "problem_mark", None)
+            where = f" (line {mark.line + 1})" if mark is not None else ""
+            problem = getattr(error, "problem", None) or (str(error).splitlines() or [""])[0]
+            raise ValueError(f"{origin}: not valid YAML{where}: {problem}; a claims file is "
+                             "plain data (no !!python tags)") from None
         found = document.get("claims", []) if isinstance(document, dict) else document
         if not isinstance(found, list):
             raise TypeError(f"{origin}: expected a list of claims under `claims:`")

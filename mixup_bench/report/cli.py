@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="YAML",
         help="an extra claims file, in the schema of mixup_bench/report/claims/*.yaml (repeatable)",
     )
+    parser.add_argument(
+        "--svg", action="store_true", help="also write each figure as SVG, beside its PNG"
+    )
     return parser
 
 
@@ -46,7 +49,8 @@ def main(argv: list[str]) -> int:
     try:
         claims = load_claims(arguments.claims)
     except (OSError, ValueError, TypeError) as error:
-        print(f"mixup-bench report: bad claims: {error}", file=sys.stderr)
+        message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        print(f"mixup-bench report: bad claims: {message}", file=sys.stderr)
         return 2
     report = build_report(arguments.directories, claims)
     if not report.runs:
@@ -54,9 +58,13 @@ def main(argv: list[str]) -> int:
         print(f"mixup-bench report: no run directories under {searched}", file=sys.stderr)
         return 1
     out = arguments.out or arguments.directories[0]
-    write_report(report, out)
+    write_report(report, out, svg=arguments.svg)
     print(
         f"{out / 'REPORT.md'}: {len(report.runs)} runs, {len(report.groups)} groups, "
         f"{len(report.unfinished)} not finished, {len(report.claims)} claims"
     )
+    if all(run.status == "unreadable" for run in report.runs):  # written, but nothing in it
+        print(f"mixup-bench report: none of the {len(report.runs)} run directories could be "
+              f"read; {out / 'REPORT.md'} lists why", file=sys.stderr)
+        return 1
     return 0

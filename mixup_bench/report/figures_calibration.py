@@ -9,12 +9,14 @@ report.json alone.
 from __future__ import annotations
 
 import math
-import textwrap
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
+
+from .figures import DPI, LINE, TEXT, TITLE, FigureText, lines_of, wrap
 
 MAX_RELIABILITY_PANELS = 12
 PANEL_COLUMNS = 4
+PANEL_WIDTH = 3.0  # inches
 
 
 @dataclass
@@ -30,22 +32,40 @@ class ReliabilityPanel:
     ece_n: int = 0  # seeds the mean ECE is over
 
 
-def plot_reliability(panels: list[ReliabilityPanel], path: Path) -> bool:
+def draw_reliability(panels: list[ReliabilityPanel], text: FigureText | None = None) -> Any:
     """Accuracy per confidence bin as bars, with the diagonal of perfect calibration.
 
     Draws at most MAX_RELIABILITY_PANELS panels (the caller says so when it
-    passes more); returns False and writes nothing when there is no panel.
+    passes more); returns None when there is no panel.
     """
     panels = panels[:MAX_RELIABILITY_PANELS]
     if not panels:
-        return False
+        return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     columns = min(PANEL_COLUMNS, len(panels))
     rows = math.ceil(len(panels) / columns)
-    figure = Figure(figsize=(3.3 * columns, 3.6 * rows), layout="constrained")
+    titles = [
+        wrap(panel.label, PANEL_WIDTH - 0.3, TEXT)
+        + f"\nmean ECE {'n/a' if panel.ece is None else f'{100 * panel.ece:.2f}%'}"
+        f" (n={panel.ece_n}); bins: {panel.runs} runs"
+        for panel in panels
+    ]
+    text = text or FigureText("")
+    header = wrap("\n".join(["reliability at the last epoch, bins pooled over seeds",
+                              *([text.title] if text.title else []), *text.notes]),
+                  columns * PANEL_WIDTH - 0.4, TITLE)
+    title_height = max(lines_of(title) for title in titles) * TEXT * LINE / 72
+    figure = Figure(
+        figsize=(PANEL_WIDTH * columns + 0.4,
+                 (PANEL_WIDTH - 0.4 + title_height) * rows + lines_of(header) * TITLE * LINE / 72
+                 + 0.7),
+        dpi=DPI, layout="constrained",
+    )
+    FigureCanvasAgg(figure)
     axes = list(figure.subplots(rows, columns, squeeze=False, sharex=True, sharey=True).flat)
-    for axis, panel in zip(axes, panels, strict=False):
+    for axis, panel, title in zip(axes, panels, titles, strict=False):
         filled = [
             (lower, upper - lower, value)
             for lower, upper, value in zip(
@@ -68,16 +88,12 @@ def plot_reliability(panels: list[ReliabilityPanel], path: Path) -> bool:
         axis.set_ylim(0, 1)
         axis.set_aspect("equal")
         axis.grid(alpha=0.3)
-        ece = "n/a" if panel.ece is None else f"{100 * panel.ece:.2f}%"
-        title = textwrap.fill(panel.label, 38) + (
-            f"\nmean ECE {ece} (n={panel.ece_n}); bins: {panel.runs} runs"
-        )
-        axis.set_title(title, fontsize="small")
+        axis.tick_params(labelsize=TEXT)
+        axis.set_title(title, fontsize=TEXT)
     for axis in axes[len(panels) :]:
         axis.set_visible(False)
     axes[0].legend(fontsize="x-small", loc="upper left")
-    figure.supxlabel("confidence (top-1 probability)")
-    figure.supylabel("accuracy")
-    figure.suptitle("reliability at the last epoch, bins pooled over seeds")
-    figure.savefig(path, dpi=100)
-    return True
+    figure.supxlabel("confidence (top-1 probability)", fontsize=TITLE)
+    figure.supylabel("accuracy", fontsize=TITLE)
+    figure.suptitle(header, fontsize=TITLE)
+    return figure

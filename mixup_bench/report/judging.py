@@ -106,7 +106,7 @@ RULES = f"""\
 - The measured effect is the mean over seeds of paired differences (the treatment run
   minus the baseline run with the same settings and seed), signed so that positive is
   the direction the claim states. `gain_larger` compares two such mean gains with
-  Welch's interval. Intervals are {100 * CONFIDENCE:.0f}% Student t intervals (scipy.stats).
+  Welch's interval. Intervals are {100 * CONFIDENCE:.0f}% Student t intervals (scipy).
 - A claim is judged on exactly the runs it describes: every condition key it does not
   pin (data fraction, label noise, dropout, label smoothing and the other aug.* switches)
   must hold its config default. If runs of more than one condition still match, the

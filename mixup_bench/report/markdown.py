@@ -8,27 +8,42 @@ Accuracies and ECE are fractions in the run files and percentages here.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .labels import Labelling, setting_text, shown
+from .markdown_claims import claims_section, headline_section, shown_path, table
 from .rundirs import IGNORED_KEYS
 from .stats import Estimate
-from .verdicts import VERDICT_RULES, metric_name
+from .verdicts import VERDICT_RULES
 
 if TYPE_CHECKING:
     from .model import Report
 
+# Every figure, in REPORT.md's order, with its heading.
 FIGURES = {
+    "claims.png": "did the claims hold: measured against published change",
     "curves_test_acc.png": "test accuracy per epoch",
     "acc_vs_alpha.png": "final test accuracy against alpha",
     "curves_train_loss.png": "training loss per epoch",
     "reliability.png": "reliability diagrams at the last epoch, one per group",
 }
+# How to read each figure, under it.
+READING = {
+    "claims.png": "Dot and bar: the measured paired change and its 95% CI, coloured by "
+                  "verdict (an arrow: the interval goes on beyond the axis); diamond: the "
+                  "published change; shaded: the tolerance the verdict allows around it (around "
+                  "0 for a claim without a number). Under each claim: its verdict, paired seeds "
+                  "and epochs, and what an inconclusive one lacks.",
+    "curves_test_acc.png": "One panel per value of the keys that split the groups; a label "
+                           "names only what varies, the rest is in the figure's title.",
+    "acc_vs_alpha.png": "One panel per condition; the grey band is the run without mixing "
+                        "of the same condition (mean and 95% CI).",
+}
 MISMATCH = "mismatch_accepted"
-
-
-def shown(value: Any) -> str:
-    """A setting as a table shows it; None (e.g. alpha without mixing) as a dash."""
-    return "—" if value is None else str(value)
+# More settings than this vary: the results table keeps a column for each of MAIN_KEYS
+# and names the others a group changes in one column.
+MAX_SETTING_COLUMNS = 6
+MAIN_KEYS = ("aug.name", "alpha", "data.name", "data.fraction", "model.name", "trainer.epochs")
 
 
 def percent(value: float | None) -> str:
@@ -49,31 +64,32 @@ def confidence(value: Estimate) -> str:
     return "n/a" if value.low is None else f"[{percent(value.low)}, {percent(value.high)}]"
 
 
-def cell(value: Any) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+def labelling(report: Report) -> Labelling:
+    return Labelling.of(result.group.settings for result in report.groups)
 
 
-def table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(cell(item) for item in header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(cell(item) for item in row) + " |" for row in rows]
-
-
-def shown_path(path: Path, roots: list[Path]) -> str:
-    for root in roots:
-        try:
-            return str(path.relative_to(Path(root).resolve())) or "."
-        except ValueError:
-            continue
-    return str(path)
+def shared_settings(labels: Labelling) -> list[str]:
+    """The settings every group shares, said once."""
+    if not labels.constant:
+        return []
+    listed = ", ".join(f"`{key}={shown(value)}`" for key, value in labels.constant.items())
+    return ["Shared by every group (alpha and the aug.* options: by every group that mixes): "
+            f"{listed}.", ""]
 
 
 def results_section(report: Report) -> list[str]:
-    header = report.columns + [
-        "n",
+    labels = labelling(report)
+    settings = [key for key in report.columns if key in labels.varying]
+    settings += [key for key in labels.varying if key not in settings]
+    # Many one-at-a-time switches: one column naming what each group changes beats a
+    # column per switch, most of them showing the usual value.
+    others = ([key for key in settings if key not in MAIN_KEYS]
+              if len(settings) > MAX_SETTING_COLUMNS else [])
+    columns = [key for key in settings if key not in others]
+    header = columns + (["other settings"] if others else []) + [
+        "seeds",
         "final % (mean ± std)",
         "final 95% CI",
-        "last10 %",
-        "best %",
         "Δ final vs none (points)",
         "Δ 95% CI",
         "pairs",
@@ -89,13 +105,14 @@ def results_section(report: Report) -> list[str]:
         )
         ece = result.metrics.get("final_test_ece") or Estimate(0, None, None, None, None, None)
         rows.append(
-            [shown(result.group.settings.get(key)) for key in report.columns]
+            [shown(result.group.settings.get(key)) for key in columns]
+            + ([", ".join(setting_text(key, result.group.settings.get(key)) for key in others
+                          if labels.departs(result.group.settings, key)) or "—"]
+               if others else [])
             + [
                 final.n,
                 mean_and_std(final),
                 confidence(final),
-                mean_and_std(result.metrics["last10_test_acc"]),
-                mean_and_std(result.metrics["best_test_acc"]),
                 "—" if paired is None else mean_and_std(paired),
                 "—" if paired is None else confidence(paired),
                 "—" if paired is None else paired.n,
@@ -105,70 +122,22 @@ def results_section(report: Report) -> list[str]:
             ]
         )
     intro = (
+        "One row per group of seeds; the columns are the settings that differ between groups. "
         "Accuracies in percent: mean ± sample standard deviation over seeds, and the 95% "
         "confidence interval (Student t). Δ: paired difference to the run without mixing that "
-        "has the same other settings and seed. best % is chosen on the test set and is optimistic. "
-        "final ECE %: expected calibration error of the last epoch (15 equal-width confidence "
-        "bins), lower is better; ECE n counts the seeds that recorded it (older runs did not)."
+        "has the same other settings and seed. final ECE %: expected calibration error of the "
+        "last epoch (15 equal-width confidence bins), lower is better; ECE n counts the seeds "
+        "that recorded it (older runs did not). report.csv and report.json hold every number "
+        "at full precision, with the last-10-epoch and best-epoch accuracies."
     )
     return (
-        ["## Results", "", intro, ""]
+        ["## Results", "", intro, ""] + shared_settings(labels)
+        + (["Other settings: only those a group changes; unless it names them: "
+            + ", ".join(f"`{item}`" for item in labels.usual_items(columns)) + ".", ""]
+           if others else [])
         + (table(header, rows) if rows else ["No finished runs."])
         + [""]
     )
-
-
-def _points(value: float | None, claim: dict[str, Any]) -> str:
-    if value is None:
-        return "—"
-    return f"{value * (100 if claim.get('percent', True) else 1):.2f}"
-
-
-def claims_section(report: Report) -> list[str]:
-    lines = ["## Claims", "",
-             "Verdicts by the rules below; the Holm column controls the chance of any false "
-             "\"excludes 0\" over all the claims tested. Detectable: the smallest change these "
-             "seeds would detect with 80% power (points); seeds to decide: how many paired "
-             "seeds would detect the published change.", ""]
-    rows = []
-    for result in report.claims:
-        data = result.to_dict()
-        rows.append([result.claim["id"], f"**{result.verdict}**",
-                     data["adjusted_verdict"], result.published, result.measured,
-                     _points(data["detectable_change"], result.claim),
-                     "—" if data["seeds_to_decide"] is None else data["seeds_to_decide"]])
-    lines += table(["claim", "verdict", "Holm-adjusted", "published", "measured",
-                    "detectable", "seeds to decide"], rows)
-    for result in report.claims:
-        data = result.to_dict()
-        lines += [
-            "",
-            f"### {result.claim['id']}",
-            "",
-            f"- Statement: {result.claim['statement']}",
-            f"- Source: {result.claim['source']}",
-            f"- Published: {result.published}",
-            f"- Measured ({metric_name(result.claim)}): {result.measured}",
-            f"- Verdict: **{result.verdict}**: {result.reason}",
-            f"- Holm-adjusted: {data['adjusted_verdict']}: {data['adjusted_reason']}"
-            + ("" if data["p_value"] is None else f" (p = {data['p_value']:.3g})"),
-            f"- Tolerance: {_points(data['tolerance'], result.claim)} points",
-        ]
-        levels = data["levels"]
-        if levels:
-            lines.append("- Levels, published → measured: baseline "
-                         f"{_points(levels.get('published_baseline'), result.claim)} → "
-                         f"{_points(levels.get('measured_baseline'), result.claim)}, treatment "
-                         f"{_points(levels.get('published_treatment'), result.claim)} → "
-                         f"{_points(levels.get('measured_treatment'), result.claim)}")
-        lines += [f"- Note: {note}" for note in result.notes]
-        if data["runs"]:
-            lines.append("- Runs used (seed: baseline | treatment): " + "; ".join(
-                f"{run['seed']}: {shown_path(Path(run['baseline']), report.directories)} | "
-                f"{shown_path(Path(run['treatment']), report.directories)}"
-                + (f" (left out: {', '.join(run['left_out'])})" if run["left_out"] else "")
-                for run in data["runs"]))
-    return lines + [""]
 
 
 def provenance_section(report: Report) -> list[str]:
@@ -184,9 +153,10 @@ def provenance_section(report: Report) -> list[str]:
     ]
     lines += [f"  - `{Path(directory).resolve()}`" for directory in report.directories]
     lines += [f"- Grouping ignores: {', '.join(IGNORED_KEYS)}", ""]
+    labels = labelling(report)
     rows = [
         [
-            result.label,
+            labels.label(result.group.settings),
             ", ".join(map(str, result.epochs)) or "n/a",
             ", ".join(result.devices) or "unknown",
             ", ".join(result.checksums) or "unknown",
@@ -236,33 +206,41 @@ def unfinished_section(report: Report) -> list[str]:
             ]
         )
     lines = ["## Runs not finished", "", "Not counted in any table or verdict.", ""]
-    return (
-        lines
-        + (
-            table(["run", "status", "epochs done", "last test acc %", "why"], rows)
-            if rows
-            else ["None."]
-        )
-        + [""]
-    )
+    lines += (table(["run", "status", "epochs done", "last test acc %", "why"], rows)
+              if rows else ["None."]) + [""]
+    noted = [[shown_path(run.path, report.directories), "; ".join(run.problems)]
+             for run in report.runs if run.finished and run.problems]
+    if noted:  # read in part (a torn metrics line, keys of an older version): counted
+        lines += ["### Finished runs read in part", "", "Counted, with these notes.", ""]
+        lines += table(["run", "notes"], noted) + [""]
+    return lines
 
 
-def figures_section(drawn: dict[str, bool], notes: dict[str, str] | None = None) -> list[str]:
+def figure_lines(name: str, drawn: dict[str, bool], notes: dict[str, str],
+                 alts: dict[str, str]) -> list[str]:
+    """The image with its alt text and how to read it; or why it was not drawn."""
+    note = notes.get(name)
+    if not drawn.get(name):
+        return [f"- {name}: not drawn ({note or 'nothing to plot'})", ""]
+    lines = [f"![{alts.get(name) or FIGURES[name]}]({name})", ""]
+    caption = " ".join(filter(None, [READING.get(name), f"{note}." if note else ""]))
+    return lines + ([f"_{caption}_", ""] if caption else [])
+
+
+def figures_section(drawn: dict[str, bool], notes: dict[str, str] | None = None,
+                    alts: dict[str, str] | None = None) -> list[str]:
     lines = ["## Figures", ""]
     for name, title in FIGURES.items():
-        note = (notes or {}).get(name)
-        if drawn.get(name):
-            lines.append(f"![{title}]({name})")
-            if note:
-                lines += ["", f"_{name}: {note}._"]
-        else:
-            lines.append(f"- {name}: not drawn ({note or 'nothing to plot'})")
-        lines.append("")
+        if name == "claims.png":  # shown with the headline table
+            continue
+        lines += [f"### {title[0].upper()}{title[1:]}", ""]
+        lines += figure_lines(name, drawn, notes or {}, alts or {})
     return lines
 
 
 def render_markdown(
-    report: Report, drawn: dict[str, bool], notes: dict[str, str] | None = None
+    report: Report, drawn: dict[str, bool], notes: dict[str, str] | None = None,
+    alts: dict[str, str] | None = None,
 ) -> str:
     lines = [
         "# mixup-bench report",
@@ -270,7 +248,11 @@ def render_markdown(
         f"Generated {report.generated_at} from {len(report.runs)} run directories.",
         "",
     ]
-    lines += warnings(report) + results_section(report) + claims_section(report)
+    lines += warnings(report) + headline_section(report)
+    if report.claims:
+        lines += figure_lines("claims.png", drawn, notes or {}, alts or {})
+    lines += results_section(report) + figures_section(drawn, notes, alts)
+    lines += claims_section(report)
     lines += ["## Verdict rules", "", VERDICT_RULES] + provenance_section(report)
-    lines += unfinished_section(report) + figures_section(drawn, notes)
+    lines += unfinished_section(report)
     return "\n".join(lines).rstrip() + "\n"

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from ..config import SPEED_SWITCHES, flatten
+from ..config import SPEED_SWITCHES, flatten, unknown_keys
 from .stats import is_number, valid_reliability
 
 CONFIG_FILE = Path(".hydra") / "config.yaml"
@@ -308,6 +308,10 @@ def load_run(path: Path) -> Run:
         problems.append(
             f"no {SUMMARY_FILE}" + ("; values computed from metrics.jsonl" if metrics else "")
         )
+    stale = [key for key in unknown_keys(config) if not is_ignored(key)] if config else []
+    if stale:
+        problems.append(f"config keys this mixup-bench does not know: {', '.join(stale)} "
+                        "(an older version's? read as they are)")
     settings = normalise(flatten(config)) if config else {}
     run = Run(
         path,

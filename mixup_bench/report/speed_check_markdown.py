@@ -28,6 +28,24 @@ def _switch(row: dict[str, Any], key: str) -> str:
     return "—" if value is None else str(value)
 
 
+def _tf32(runs: list[dict[str, Any]]) -> str:
+    """How each setting's runs ran fp32 arithmetic, from their environment's tf32 record."""
+    def describe(record: dict[str, Any] | None) -> str:
+        if not record:
+            return "not recorded"
+        if record.get("NVIDIA_TF32_OVERRIDE") == "0":
+            return "off (NVIDIA_TF32_OVERRIDE=0)"
+        used = [name for name, key in (("convolutions", "cudnn_conv"),
+                                       ("matrix products", "cuda_matmul")) if record.get(key)]
+        where = " (where it applies: Ampere or later GPUs)"
+        return f"on for {' and '.join(used)}{where}" if used else "off"
+
+    settings: dict[str, set[str]] = {}
+    for row in runs:
+        settings.setdefault(row["setting"], set()).add(describe(row.get("tf32")))
+    return "; ".join(f"{name}: {', '.join(sorted(kinds))}" for name, kinds in settings.items())
+
+
 def _render_equivalence(eq: dict[str, Any]) -> list[str]:
     lines = ["## Equivalence of the speed switches", ""]
     if eq.get("status") == NOT_RUN:
@@ -35,8 +53,9 @@ def _render_equivalence(eq: dict[str, Any]) -> list[str]:
     names = [key.split(".", 1)[1] for key in SPEED_SWITCHES]
     lines += [
         "| seed | setting | " + " | ".join(names)
-        + " | status | epochs | final test acc | final train loss | images/s (after epoch 1) |",
-        "|" + "---|" * (len(names) + 7),
+        + " | status | epochs | final test acc | final train loss | run train loss "
+        "| images/s (after epoch 1) |",
+        "|" + "---|" * (len(names) + 8),
     ]
     for row in eq["runs"]:
         lines.append(
@@ -44,7 +63,7 @@ def _render_equivalence(eq: dict[str, Any]) -> list[str]:
             + " | ".join(_switch(row, name) for name in names)
             + f" | {row['status']} | {_fmt(row['epochs_completed'], 0)} | "
             f"{_fmt(row['final_test_acc'], 2, 100)}% | {_fmt(row['final_train_loss'], 4)} | "
-            f"{_fmt(row['images_per_s'], 0)} |"
+            f"{_fmt(row.get('run_train_loss'), 4)} | {_fmt(row['images_per_s'], 0)} |"
         )
     lines += ["", "Per epoch, mean test accuracy over seeds (finished runs):", "",
               "| epoch | fast | slow | paired fast − slow (points) | pairs |",
@@ -56,12 +75,20 @@ def _render_equivalence(eq: dict[str, Any]) -> list[str]:
             f"{_fmt(row['paired_difference'], 2, 100, True)} | {row['pairs']} |"
         )
     paired, std = eq["paired_final_test_acc_difference"], eq["seed_std_final_test_acc"]
+    loss = eq.get("paired_train_loss_difference") or {}
     lines += [
         "",
-        f"**Final test accuracy, fast − slow, paired by seed:** "
+        f"**Training loss over the run, fast − slow, paired by seed:** "
+        f"{_fmt(loss.get('mean'), 4, sign=True)} nats, 95% CI "
+        f"[{_fmt(loss.get('low'), 4, sign=True)}, {_fmt(loss.get('high'), 4, sign=True)}], "
+        f"n = {loss.get('n', 0)} → **{eq['verdict']}**",
+        "",
+        f"Final test accuracy, fast − slow, paired by seed (reported, not deciding): "
         f"{_fmt(paired['mean'], 2, 100, True)} points, 95% CI "
         f"[{_fmt(paired['low'], 2, 100, True)}, {_fmt(paired['high'], 2, 100, True)}], "
-        f"n = {paired['n']} → **{eq['verdict']}**",
+        f"n = {paired['n']}",
+        "",
+        f"TF32 (fp32 convolutions and matrix products on tensor cores): {_tf32(eq['runs'])}.",
         "",
         f"Seed-to-seed std of final test accuracy: fast {_fmt(std['fast'], 2, 100)}, "
         f"slow {_fmt(std['slow'], 2, 100)} points.",

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ..errors import ConfigError
 from ..mixing import Mixer, soft_target_cross_entropy
 from .metrics import calibration_error, reliability_bins, reliability_table
 from .runtime import Runtime
@@ -40,6 +41,24 @@ def _batches(loader: Any, section: Section) -> Iterator[tuple[torch.Tensor, torc
         yield item
 
 
+def is_compiled(model: torch.nn.Module) -> bool:
+    """Whether `model` is torch.compile's wrapper (OptimizedModule) rather than the module."""
+    return hasattr(model, "_orig_mod")
+
+
+def check_compilable(model: torch.nn.Module, mixer: Mixer) -> None:
+    """Refuse a compiled network with a mixer that mixes inside it (Manifold Mixup).
+
+    torch.compile does not see forward hooks added after its first call (Dynamo skips
+    guards on module hooks): the compiled network would train on unmixed features
+    against mixed targets (tests/test_cuda_path.py shows it on the CPU).
+    """
+    if getattr(mixer, "mixes_inside_network", False) and is_compiled(model):
+        raise ConfigError(f"aug={mixer.name} with trainer.compile=true: torch.compile ignores "
+                          "the forward hook that mixes hidden features, so the network would "
+                          "train on unmixed ones; set trainer.compile=false")
+
+
 def train_one_epoch(model: torch.nn.Module, loader: Any, mixer: Mixer,
                     mix_generator: torch.Generator, optimizer: torch.optim.Optimizer,
                     scaler: torch.amp.GradScaler, runtime: Runtime, progress: Any = None,
@@ -52,6 +71,7 @@ def train_one_epoch(model: torch.nn.Module, loader: Any, mixer: Mixer,
     phase of the step; `mixup-bench bench --profile` passes the profiler's
     record_function, training passes a shared no-op context.
     """
+    check_compilable(model, mixer)
     model.train()
     section = section or _no_section
     device = runtime.device

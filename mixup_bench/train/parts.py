@@ -15,7 +15,8 @@ from ..models import build_model
 from .runtime import Runtime
 
 # trainer.optimizer_step -> the SGD flags. load_state_dict restores the saved ones, so a
-# resumed run sets them again (resuming with another step is allowed: same arithmetic).
+# resumed run sets the built ones again (resuming with another step is allowed: same
+# arithmetic).
 OPTIMIZER_KERNELS = {"foreach": {"foreach": True, "fused": False},
                      "fused": {"foreach": False, "fused": True},
                      "loop": {"foreach": False, "fused": False}}
@@ -38,12 +39,26 @@ def build_optimizer(model: torch.nn.Module, optim: Mapping[str, Any],
                            **OPTIMIZER_KERNELS[step])
 
 
+def sgd_kernels(step: str, precision: str, device: torch.device) -> str:
+    """The SGD kernels a run steps with: trainer.optimizer_step, but fused under fp16 on CUDA.
+
+    fp16 trains with a GradScaler. With foreach or loop SGD, GradScaler.step reads
+    found_inf with .item() before each step (a host synchronisation per step); fused
+    SGD takes the scale and found_inf as tensors and skips the step on the device.
+    """
+    return "fused" if precision == "fp16" and device.type == "cuda" else step
+
+
 def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any],
-                         step: str) -> None:
-    """load_state_dict, then the kernels `step` asks for (it would restore the saved ones)."""
+                         step: str | None = None) -> None:
+    """load_state_dict, keeping the kernels the optimizer was built with (build_trainee:
+    trainer.optimizer_step, or fused under fp16 on CUDA), which load_state_dict alone
+    would replace with the saved ones. `step` is not needed (the optimizer as built
+    knows); callers may still pass trainer.optimizer_step."""
+    built = [{key: group[key] for key in ("foreach", "fused")} for group in optimizer.param_groups]
     optimizer.load_state_dict(state)
-    for group in optimizer.param_groups:
-        group.update(OPTIMIZER_KERNELS[step])
+    for group, kernels in zip(optimizer.param_groups, built, strict=True):
+        group.update(kernels)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, sched: Mapping[str, Any], epochs: int):
@@ -89,7 +104,8 @@ def build_trainee(runtime: Runtime, model_name: str, num_classes: int, dropout: 
     """The model on the device in the runtime's layout, SGD, the compiled network and scaler.
 
     The caller seeds torch first: the weights come from its global generator.
-    zero_init_last: model.zero_init_last (see models.build_model).
+    zero_init_last: model.zero_init_last (see models.build_model). SGD uses
+    `optimizer_step`'s kernels, fused under fp16 on CUDA (see sgd_kernels).
     """
     device = runtime.device
     if device.type == "cuda":
@@ -98,7 +114,8 @@ def build_trainee(runtime: Runtime, model_name: str, num_classes: int, dropout: 
     model = model.to(device)
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(model, optim, optimizer_step)
+    optimizer = build_optimizer(model, optim,
+                                sgd_kernels(optimizer_step, runtime.precision, device))
     network = compile_network(model, compile, compile_mode)
     runtime = runtime.with_cuda_graphs(uses_cuda_graphs(device, compile, compile_mode))
     scaler = torch.amp.GradScaler(device.type, enabled=runtime.precision == "fp16")

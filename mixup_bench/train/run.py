@@ -23,7 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..data import DeviceLoader, load_dataset
-from ..errors import OutputError, UserError
+from ..errors import CheckpointError, OutputError, UserError
 from ..jsonio import write_json_atomic
 from ..mixing import Mixer, build_mixer
 from ..models import init_record
@@ -137,7 +137,7 @@ def _checkpoint_to_resume(cfg: DictConfig, run_dir: Path,
     path = run_dir / "checkpoints" / "last.pt"
     if not (cfg.resume and path.is_file()):
         return None
-    state = checkpoint.load(path)
+    state = checkpoint.load(path, checkpoint.STATE_KEYS)  # weights_only: runs no code
     check_resumable(state["config"], config, run_dir)
     return state
 
@@ -190,11 +190,16 @@ def _restore(setup: Setup, state: dict[str, Any], cfg: DictConfig,
              summary: dict[str, Any]) -> None:
     """Put the checkpoint's weights, optimizer, schedule, scaler and RNG streams back."""
     trainee = setup.trainee
-    trainee.model.load_state_dict(state["model"])
-    load_optimizer_state(trainee.optimizer, state["optimizer"], cfg.trainer.optimizer_step)
-    setup.scheduler.load_state_dict(state["scheduler"])
-    trainee.scaler.load_state_dict(state["scaler"])
-    checkpoint.restore_rng(state["rng"], setup.generators)
+    try:  # a checkpoint whose config matches but whose states do not (damaged, crafted)
+        trainee.model.load_state_dict(state["model"])
+        load_optimizer_state(trainee.optimizer, state["optimizer"], cfg.trainer.optimizer_step)
+        setup.scheduler.load_state_dict(state["scheduler"])
+        trainee.scaler.load_state_dict(state["scaler"])
+        checkpoint.restore_rng(state["rng"], setup.generators)
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as error:
+        first = (str(error).splitlines() or [""])[0][:200]
+        raise CheckpointError(f"{setup.writer.path}: does not fit this run ({type(error).__name__}"
+                              f": {first}); delete it or start a new run directory") from None
     setup.start_epoch = state["epoch"] + 1
     setup.metrics.truncate(state["epoch"])
     summary["resumed_from_epoch"] = state["epoch"]

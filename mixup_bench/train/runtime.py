@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
 import subprocess
@@ -111,14 +112,31 @@ def resolve_device(requested: str) -> tuple[torch.device, Any]:
     return device, None
 
 
+# The first compute capability with bf16 tensor cores (Ampere: A100 8.0, RTX 30xx 8.6).
+BF16_TENSOR_CORES = (8, 0)
+
+
+def cuda_has_fast_bf16(device: torch.device) -> bool:
+    """True where the GPU multiplies bf16 on tensor cores: compute capability >= 8.0.
+
+    Not torch.cuda.is_bf16_supported(): it also counts emulation, and says True on
+    V100 (7.0) and T4 (7.5), which have fp16 tensor cores but none for bf16.
+    """
+    return tuple(torch.cuda.get_device_capability(device)) >= BF16_TENSOR_CORES
+
+
 def resolve_runtime(device: str, precision: str, channels_last: str | bool) -> Runtime:
-    """Turn the trainer's auto settings into concrete choices for this machine."""
+    """Turn the trainer's auto settings into concrete choices for this machine.
+
+    precision=auto: bf16 on a GPU with bf16 tensor cores (compute capability >= 8.0),
+    fp16 with a grad scaler on older GPUs; on a CPU bf16 where it is native, else fp32.
+    """
     resolved, lease = resolve_device(device)
     if resolved.type == "cuda":
         torch.cuda.set_device(resolved)
     if precision == "auto":
         if resolved.type == "cuda":
-            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            precision = "bf16" if cuda_has_fast_bf16(resolved) else "fp16"
         else:
             precision = "bf16" if cpu_has_fast_bf16() else "fp32"
     if channels_last == "auto":
@@ -152,6 +170,15 @@ def git_commit() -> str | None:
     return result.stdout.strip() or None if result.returncode == 0 else None
 
 
+def tf32_record() -> dict[str, Any]:
+    """Whether fp32 convolutions and matrix products may use TF32 (Ampere or later GPUs):
+    torch's flags (cuDNN's is on by default), and NVIDIA_TF32_OVERRIDE=0, which turns TF32
+    off in cuDNN and cuBLAS whatever the flags say."""
+    return {"cudnn_conv": bool(torch.backends.cudnn.allow_tf32),
+            "cuda_matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+            "NVIDIA_TF32_OVERRIDE": os.environ.get("NVIDIA_TF32_OVERRIDE")}
+
+
 def environment(runtime: Runtime, data_checksums: str) -> dict[str, Any]:
     import timm
     import torchvision
@@ -168,6 +195,7 @@ def environment(runtime: Runtime, data_checksums: str) -> dict[str, Any]:
         "timm": timm.__version__,
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "tf32": tf32_record(),
         "cpu_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "platform": platform.platform(),
