@@ -21,7 +21,7 @@ help:
 	@echo "make train     install, then: mixup-bench train aug=mixup alpha=0.2 (ARGS=... adds overrides)"
 	@echo "make smoke     install, then a 1-2 minute CPU run (experiment=smoke)"
 	@echo "make bench     mixup-bench bench (ARGS=\"--device cpu --quick\" on a CPU; --profile: where a step's time goes)"
-	@echo "make gpu-check-dry  scripts/gpu_check.sh end to end on this CPU at tiny sizes (about 2 minutes)"
+	@echo "make gpu-check-dry  scripts/gpu_check.sh end to end on this CPU at tiny sizes (about 4 minutes)"
 	@echo "make data      write CIFAR-10 into $(DATA)/ from $(SHARED_DATA) when there is no download"
 	@echo "make reproduce the whole study (GPU, 42 runs of 200 epochs) -> $(STUDY), report in $(RESULTS)"
 	@echo "make reproduce-quick  the same pipeline scaled to minutes on a CPU -> $(QUICK_RESULTS)"

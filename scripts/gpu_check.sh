@@ -38,14 +38,16 @@ case "$PYTHON" in  # absolute, since the steps run from $WORK (a venv's link kep
 esac
 OUT=${OUT:-$(mktemp -d /tmp/gpu_check_out.XXXXXX)}
 WORK=${GPU_CHECK_WORK:-$(mktemp -d /tmp/gpu_check.XXXXXX)}
-# Time limits in seconds; the CPU dry run gets longer training limits.
+# Time limits in seconds. The CPU dry run gets limits that let every step finish on a
+# 2-core CPU (a training step of 50 images there takes seconds): it checks the script, and
+# a step cut by its limit would leave a part of it unchecked.
 dry() { [ "$DRY_RUN" = 1 ] && echo "$1" || echo "$2"; }
-DEADLINE_SECONDS=${DEADLINE_SECONDS:-$(dry 600 500)}  # from the start; the device call has 560
-BENCH_SECONDS=${BENCH_SECONDS:-140}       # SIGINT: the bench keeps what it measured
-PROFILE_SECONDS=${PROFILE_SECONDS:-35}    # SIGINT: the profile keeps its finished batch sizes
+DEADLINE_SECONDS=${DEADLINE_SECONDS:-$(dry 1500 500)}  # from the start; the device call has 560
+BENCH_SECONDS=${BENCH_SECONDS:-$(dry 300 140)}      # SIGINT: the bench keeps what it measured
+PROFILE_SECONDS=${PROFILE_SECONDS:-$(dry 180 35)}   # SIGINT: the profile keeps its finished sizes
 PAPER_SECONDS=${PAPER_SECONDS:-$(dry 40 110)}        # then SIGTERM: the run is preempted
-FAST_SWEEP_SECONDS=${FAST_SWEEP_SECONDS:-$(dry 150 50)}
-SLOW_SWEEP_SECONDS=${SLOW_SWEEP_SECONDS:-$(dry 150 65)}
+FAST_SWEEP_SECONDS=${FAST_SWEEP_SECONDS:-$(dry 360 50)}
+SLOW_SWEEP_SECONDS=${SLOW_SWEEP_SECONDS:-$(dry 360 65)}
 # After SIGTERM a run finishes its step (or evaluation), lets its last checkpoint land and
 # writes summary.json before exiting 75; SIGKILL only after this grace. On a 2-core CPU a
 # step of 50 images takes seconds, so 5 s killed runs that were exiting as planned.
@@ -108,7 +110,7 @@ bench() {
     local options=(--device cuda --data-root "$WORK/cifar" --out "$OUT/perf")
     [ "$DRY_RUN" = 1 ] && options=(--device cpu --dry-run --batch-sizes 2 --warmup 0
                                    --workers 1 --data-root "$WORK/cifar" --out "$OUT/perf")
-    timeout -s INT -k 5 "$(limit "$BENCH_SECONDS")" \
+    timeout -s INT -k "$TERM_GRACE_SECONDS" "$(limit "$BENCH_SECONDS")" \
         "$PYTHON" -m mixup_bench.cli bench "${options[@]}"
     local status=$?
     # 124: stopped at its limit, as planned; bench.json holds every setting it finished
@@ -125,7 +127,7 @@ profile() {
     local options=(--device cuda --profile --steps 20 --data-root "$WORK/cifar" --out "$OUT/perf")
     [ "$DRY_RUN" = 1 ] && options=(--device cpu --profile --dry-run --batch-sizes 2 --warmup 1
                                    --steps 2 --data-root "$WORK/cifar" --out "$OUT/perf")
-    timeout -s INT -k 5 "$(limit "$PROFILE_SECONDS")" \
+    timeout -s INT -k "$TERM_GRACE_SECONDS" "$(limit "$PROFILE_SECONDS")" \
         "$PYTHON" -m mixup_bench.cli bench "${options[@]}"
     local status=$?  # 124: stopped at its limit; profile.json keeps the batch sizes it finished
     [ "$status" = 124 ] && echo "profile: stopped at its time limit"

@@ -62,6 +62,8 @@ def test_layers_are_drawn_uniformly_and_targets_are_mixed():
 @pytest.mark.parametrize("options, message", [
     ({"layers": [3]}, "aug.layers=[3]: expected a non-empty list drawn from 0"),
     ({"layers": []}, "aug.layers=[]: expected"),
+    ({"layers": [1.0]}, "aug.layers=[1.0]: expected"),
+    ({"layers": [True]}, "aug.layers=[True]: expected"),
     ({"partner": "dataset"}, "aug.partner=dataset: expected permutation"),
 ])
 def test_bad_options_are_refused(options, message):

@@ -19,13 +19,13 @@ from mixup_bench.mixing import build_mixer, soft_target_cross_entropy
 from mixup_bench.mixing.ops import (
     box_from_centre,
     boxes_from_centres,
-    cutmix,
     cutmix_box,
-    mixup,
     one_hot,
     random_partner,
 )
 from mixup_bench.mixing.options import alpha_at, sample_beta, sample_lambda
+
+from .partner_mix import cutmix, mixup
 
 COUNT = 20000
 

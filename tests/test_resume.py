@@ -331,3 +331,24 @@ def test_sigusr2_is_caught_and_handed_on_to_the_previous_handler():
         assert signal.getsignal(signal.SIGUSR2) is submitit_handler  # restored
     finally:
         signal.signal(signal.SIGUSR2, previous)
+
+
+def test_a_run_that_fails_while_setting_up_does_not_stay_running(cifar_root, tmp_path,
+                                                                 monkeypatch):
+    """summary.json says "running" once the data are loaded; a later set-up failure ends it."""
+    from hydra import compose, initialize_config_module
+
+    from mixup_bench.train import run as run_module
+
+    def broken(*args, **kwargs):
+        raise UserError("model.name=broken: no such model")
+
+    monkeypatch.setattr(run_module, "build_trainee", broken)
+    with initialize_config_module(config_module="mixup_bench.conf", version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"data.root={cifar_root}", *TINY,
+                                                      "trainer.samples=false"])
+    with pytest.raises(UserError):
+        run_module.run(cfg, tmp_path / "run")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["error"] == "model.name=broken: no such model"
+    assert summary["ended_at"] and summary["train_images"] > 0

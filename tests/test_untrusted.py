@@ -343,6 +343,8 @@ def test_a_checkpoint_written_by_todays_trainer_still_resumes(cifar_root, tmp_pa
     assert len(errors) == 1 and "Traceback" not in unfit.stderr, unfit.stderr[-3000:]
     assert errors[0].startswith("mixup-bench: error: ") and \
         "last.pt: does not fit this run (RuntimeError" in errors[0]
+    refused = json.loads((run_dir / "summary.json").read_text())
+    assert refused["status"] == "failed" and "does not fit this run" in refused["error"]
     path.write_bytes(genuine)
     second = run_cli(*args, "trainer.epochs=2", "resume=true")
     assert second.returncode == 0, second.stderr[-3000:]

@@ -288,3 +288,15 @@ def test_nothing_matching_is_not_run(tmp_path):
     pairs(tmp_path, [0.0170, 0.0180, 0.0190])
     result = judge_claim(tmp_path, {**CLAIM, "treatment": {"aug.name": "cutmix"}})
     assert result.verdict == NOT_RUN and "no finished run matches" in result.reason
+
+
+def test_an_inconclusive_verdict_names_every_shortfall(tmp_path):
+    """Too few seeds and too few epochs: the reason names both, so one rerun fixes both."""
+    for seed, (base, treated) in enumerate(zip(BASE[:2], [0.937, 0.943], strict=True)):
+        write_run(tmp_path, f"none_s{seed}", final=base, seed=seed, epochs=3)
+        write_run(tmp_path, f"mixup_s{seed}", final=treated, seed=seed, epochs=3, aug="mixup",
+                  alpha=0.2)
+    result = judge_claim(tmp_path)
+    assert result.verdict == INCONCLUSIVE
+    assert result.reason.endswith("only 2 paired seed(s); at least 3 needed; runs shorter than "
+                                  "200 epochs (3 completed)"), result.reason

@@ -62,8 +62,8 @@ class ManifoldMixup(MixingBase):
                  layers: Any = MANIFOLD_LAYERS, **options: Any) -> None:
         super().__init__(num_classes, alpha, **options)
         if (not isinstance(layers, (list, tuple)) or not layers
-                or any(layer not in MANIFOLD_LAYERS or isinstance(layer, bool)
-                       for layer in layers)):
+                or any(type(layer) is not int or layer not in MANIFOLD_LAYERS
+                       for layer in layers)):  # type(): neither True nor 1.0 passes as 1
             raise OptionError(f"aug.layers={layers!r}: expected a non-empty list drawn from "
                               "0 (input), 1 and 2 (after stages 1 and 2)")
         if self.options.partner != "permutation":

@@ -48,13 +48,6 @@ def blend(images: torch.Tensor, targets: torch.Tensor, partner_images: torch.Ten
     return MixedBatch(mixed, mixed_targets, float(lam), None, "mixup")
 
 
-def mixup(images: torch.Tensor, targets: torch.Tensor, lam: float,
-          partner: torch.Tensor) -> MixedBatch:
-    """x = lam * x + (1 - lam) * x[partner]; the same for the soft targets."""
-    partner = partner.to(images.device)
-    return blend(images, targets, images[partner], targets[partner], lam)
-
-
 def box_from_centre(height: int, width: int, lam: float, centre_y: int, centre_x: int) -> Box:
     """A box of (1 - lam) * H * W pixels (before clipping) centred at (centre_y, centre_x).
 
@@ -116,14 +109,6 @@ def paste_per_example(images: torch.Tensor, targets: torch.Tensor, partner_image
     mean = float(lams.mean()) if lam_mean is None else lam_mean
     return MixedBatch(paste_rows(images, partner_images, boxes), mixed_targets, mean, lams,
                       "cutmix")
-
-
-def cutmix(images: torch.Tensor, targets: torch.Tensor, box: Box,
-           partner: torch.Tensor) -> MixedBatch:
-    """Paste box from x[partner] into a copy of x; lambda is the unpasted fraction."""
-    partner = partner.to(images.device)
-    # images[partner] is gathered (a copy) before the write, so sources stay intact.
-    return paste(images, targets, images[partner], targets[partner], box)
 
 
 def soft_target_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

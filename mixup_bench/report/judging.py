@@ -49,12 +49,15 @@ def judge(evidence: Evidence, allow_zero_excluded: bool = True) -> tuple[str, st
     """(verdict, reason). `allow_zero_excluded=False` is Holm's step-down having stopped: the
     interval may not count as excluding 0, whatever it shows."""
     effect, change, tol = evidence.effect, evidence.change, evidence.tolerance
+    shortfalls = []  # every one named: a reader plans the next runs from this line
     if evidence.seeds < evidence.min_seeds:
-        return INCONCLUSIVE, (f"only {evidence.seeds} paired seed(s); at least "
-                              f"{evidence.min_seeds} needed")
+        shortfalls.append(f"only {evidence.seeds} paired seed(s); at least "
+                          f"{evidence.min_seeds} needed")
     if evidence.min_epochs and (evidence.epochs is None or evidence.epochs < evidence.min_epochs):
-        return INCONCLUSIVE, (f"runs shorter than {evidence.min_epochs} epochs "
-                              f"({evidence.epochs} completed)")
+        shortfalls.append(f"runs shorter than {evidence.min_epochs} epochs "
+                          f"({evidence.epochs} completed)")
+    if shortfalls:
+        return INCONCLUSIVE, "; ".join(shortfalls)
     if effect.low is None or effect.high is None:
         if effect.std == 0 or effect.standard_error == 0:
             return INCONCLUSIVE, ("every paired difference is the same (standard deviation 0): "

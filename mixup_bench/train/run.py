@@ -90,17 +90,23 @@ def _run_locked(cfg: DictConfig, run_dir: Path, runtime: Runtime, overrides: lis
                                "config": config, "overrides": overrides,
                                "experiment": choices.get("experiment")}
     state = _checkpoint_to_resume(cfg, run_dir, config)
-    setup = _set_up(cfg, config, run_dir, runtime, summary)
-    if state is not None:
-        _restore(setup, state, cfg, summary)
-        log.info("resuming %s after epoch %d", run_dir, setup.start_epoch - 1)
-        del state
-    else:
-        setup.metrics.truncate(0)
-        if cfg.trainer.samples:
-            save_samples(setup.train_loader, setup.mixer, cfg.seed, run_dir, setup.metrics,
-                         *setup.normalisation)
     try:
+        setup = _set_up(cfg, config, run_dir, runtime, summary)
+    except BaseException as error:  # summary.json may already say "running": not any more
+        if "environment" in summary:
+            summary.update(status="failed", error=_error_line(error), ended_at=_now())
+            write_json_atomic(run_dir / "summary.json", summary)
+        raise
+    try:
+        if state is not None:
+            _restore(setup, state, cfg, summary)
+            log.info("resuming %s after epoch %d", run_dir, setup.start_epoch - 1)
+            del state
+        else:
+            setup.metrics.truncate(0)
+            if cfg.trainer.samples:
+                save_samples(setup.train_loader, setup.mixer, cfg.seed, run_dir, setup.metrics,
+                             *setup.normalisation)
         _train_epochs(cfg, config, setup, preemption, started, summary)
         summary["status"] = "finished"
     except Diverged as error:
@@ -115,11 +121,8 @@ def _run_locked(cfg: DictConfig, run_dir: Path, runtime: Runtime, overrides: lis
         summary.update(status="interrupted", error="interrupted by the user (Ctrl-C); "
                                                    "resume=true continues the run")
         raise
-    except UserError as error:
-        summary.update(status="failed", error=str(error))
-        raise
     except BaseException as error:
-        summary.update(status="failed", error=f"{type(error).__name__}: {error}")
+        summary.update(status="failed", error=_error_line(error))
         raise
     finally:
         try:  # the last checkpoint lands before the run reports how it ended
@@ -129,6 +132,11 @@ def _run_locked(cfg: DictConfig, run_dir: Path, runtime: Runtime, overrides: lis
         finally:  # even if Ctrl-C comes during the wait
             _write_summary(summary, run_dir / "summary.json", setup.metrics, config, started)
     return summary
+
+
+def _error_line(error: BaseException) -> str:
+    """A user error's own words; anything else with its type, as summary.json's error."""
+    return str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
 
 
 def _checkpoint_to_resume(cfg: DictConfig, run_dir: Path,
