@@ -51,6 +51,7 @@ def _job(cfg: DictConfig) -> Any:
     from .config import check
     from .mixing import build_mixer, mixer_names
     from .models import model_names, timm_problem
+    from .train.loop import check_compilable
 
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
@@ -73,8 +74,10 @@ def _job(cfg: DictConfig) -> Any:
                               f"{_first_line(error)}") from None
         check(config, model_names(), mixer_names(), timm_problem)
         # The mixer checks its own aug.* options; building it now stops bad ones before any work.
-        build_mixer(cfg.aug.name, cfg.data.num_classes or 2, cfg.alpha,
-                    **{key: value for key, value in config["aug"].items() if key != "name"})
+        mixer = build_mixer(cfg.aug.name, cfg.data.num_classes or 2, cfg.alpha,
+                            **{key: value for key, value in config["aug"].items()
+                               if key != "name"})
+        check_compilable(bool(cfg.trainer.compile), mixer)
         if previous is not None and multirun:
             # Re-running a sweep: skip what finished with this config, resume the rest.
             # Keys that cannot change the results (train.safety.HARMLESS_KEYS) may differ; the

@@ -11,7 +11,7 @@ import torch
 from mixup_bench import bench
 from mixup_bench.bench import classic
 from mixup_bench.bench import measure as bench_measure
-from mixup_bench.bench.plan import AUGS, Plan, Switches
+from mixup_bench.bench.plan import AUGS, Plan, Switches, planned_settings, setting_label, variants
 from mixup_bench.mixing import soft_target_cross_entropy
 from mixup_bench.mixing.ops import one_hot
 
@@ -110,21 +110,21 @@ def test_cuda_variants_turn_each_switch_once_and_compile_first():
     default one, before classic, so that the bench's time limit cuts the others."""
     cuda = torch.device("cuda")
     fast = Switches("bf16", True, False, True)
-    labels = [switches.label(fast) for switches in bench_measure.variants(fast, cuda)]
+    labels = [switches.label(fast) for switches in variants(fast, cuda)]
     assert labels == ["compile reduce-overhead", "compile on", "cudnn.benchmark off",
                       "optimizer fused", "channels_last off", "fp32", "fp16"]
-    planned = [bench_measure.setting_label(switches, fast)
-               for switches in bench_measure.planned_settings(fast, cuda)]
+    planned = [setting_label(switches, fast)
+               for switches in planned_settings(fast, cuda)]
     assert planned == ["fast", "compile reduce-overhead", "compile on", "classic",
                        "cudnn.benchmark off", "optimizer fused", "channels_last off", "fp32",
                        "fp16"]
     compiled = Switches("bf16", True, True, True)
-    planned = [bench_measure.setting_label(switches, compiled)
-               for switches in bench_measure.planned_settings(compiled, cuda)]
+    planned = [setting_label(switches, compiled)
+               for switches in planned_settings(compiled, cuda)]
     assert planned[:4] == ["fast", "compile reduce-overhead", "compile off", "classic"]
     assert fast.label(fast) == "fast"
-    cpu = [bench_measure.setting_label(switches, fast)
-           for switches in bench_measure.planned_settings(fast, torch.device("cpu"))]
+    cpu = [setting_label(switches, fast)
+           for switches in planned_settings(fast, torch.device("cpu"))]
     assert cpu == ["fast", "classic", "optimizer fused", "channels_last off", "fp32"]
 
 

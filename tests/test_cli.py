@@ -129,6 +129,7 @@ def test_two_value_sweep_writes_two_run_directories(cifar_root, tmp_path):
     (["sched.milestones=[0]"], "sched.milestones=[0]: expected a strictly increasing list"),
     (["aug=manifold_mixup", "aug.layers=[5]"], "aug.layers=[5]: expected a non-empty list"),
     (["aug=manifold_mixup", "aug.layers=[1.0]"], "aug.layers=[1.0]: expected a non-empty"),
+    (["aug=manifold_mixup", "trainer.compile=true"], "aug=manifold_mixup with trainer.compile"),
     (["aug=fmix", "aug.decay_power=abc"], "aug.decay_power='abc': expected a number > 0"),
     (["aug=resizemix", "aug.scale_min=0.9"], "aug.scale_min=0.9: expected a number <="),
     (["aug.prob=2"], "aug.prob=2: expected a number in [0, 1]"),

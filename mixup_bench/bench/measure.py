@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .plan import (  # noqa: F401 - planned_settings, setting_label, variants: re-exported
+from .plan import (
     AUGS,
     SYNTHETIC_SIZES,
     BenchError,
@@ -21,10 +21,7 @@ from .plan import (  # noqa: F401 - planned_settings, setting_label, variants: r
     Switches,
     log,
     pipeline_step_count,
-    planned_settings,
-    setting_label,
     switch_aug,
-    variants,
 )
 from .syncs import SYNC_STEPS, count_syncs
 

@@ -3,8 +3,8 @@
 A synchronisation makes the host wait for the GPU, so the next step's launches
 stop overlapping with this step's work. The trainer aims at none per step
 (metrics stay on the device, mixing draws are copied once per epoch, fp16
-uses fused SGD); the bench counts them for the fast setting on CUDA and
-bench.md reports the count against that target of 0.
+uses fused SGD); the bench counts them for each setting it trains on CUDA, and
+bench.md reports the fast settings' count against that target of 0.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 SYNC_STEPS = 5  # training steps counted under torch.cuda.set_sync_debug_mode("warn")
+EPOCH_END, OUTSIDE = "epoch end", "outside the phases"
 
 
 @contextmanager
@@ -35,12 +36,13 @@ def count_syncs(steps: Callable[..., Any], count: int,
 
     Under torch.cuda.set_sync_debug_mode("warn") every synchronising CUDA call warns;
     each warning is counted in the phase (train_one_epoch's sections: batch, mix,
-    forward, backward, optimizer, metrics) it came from. Those outside any phase are
-    the epoch's end (its loss and accuracy read back once): not per step.
+    forward, backward, optimizer, metrics, and "epoch end": the loss and accuracy read
+    back once an epoch). Only "epoch end" is left out of the count per step; a sync
+    outside every section (e.g. between two phases) counts as one of the steps'.
     """
     phases: Counter = Counter()
     examples: dict[str, str] = {}
-    current = ["epoch end"]
+    current = [OUTSIDE]
 
     @contextmanager
     def section(name: str):
@@ -61,7 +63,7 @@ def count_syncs(steps: Callable[..., Any], count: int,
         warnings.showwarning = record
         with debug_mode():
             steps(count, section=section)
-    per_step = sum(n for phase, n in phases.items() if phase != "epoch end")
+    per_step = sum(n for phase, n in phases.items() if phase != EPOCH_END)
     return {"steps": count, "syncs_per_step": per_step / count,
-            "syncs_by_phase": dict(phases), "syncs_at_epoch_end": phases["epoch end"],
+            "syncs_by_phase": dict(phases), "syncs_at_epoch_end": phases[EPOCH_END],
             "examples": examples}

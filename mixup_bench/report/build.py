@@ -35,7 +35,7 @@ from .grouping import (
     table_columns,
     varying_keys,
 )
-from .labels import shown
+from .labels import labelling, shown
 from .markdown import FIGURES, render_markdown
 from .model import GroupResult, Report
 from .panels import (
@@ -46,7 +46,6 @@ from .panels import (
     claims_unit,
     curve_panels,
     figure_text,
-    labelling,
     reliability_panels,
 )
 from .rundirs import (
@@ -257,12 +256,6 @@ def draw_plans(plans: dict[str, FigurePlan], out: Path, formats: tuple[str, ...]
                ) -> dict[str, bool]:
     """Draw every planned figure into `out`; one with nothing to show is skipped, not faked."""
     return {name: plan.draw(out / name, formats) for name, plan in plans.items()}
-
-
-def draw_figures(report: Report, out: Path, formats: tuple[str, ...] = ("png",)
-                 ) -> dict[str, bool]:
-    """Draw the figures into `out`; a figure with nothing to show is skipped, not faked."""
-    return draw_plans(figure_plans(report), out, formats)
 
 
 def write_report(report: Report, out: Path, svg: bool = False) -> list[Path]:

@@ -20,9 +20,12 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .grouping import is_unmixed, sortable
+
+if TYPE_CHECKING:
+    from .model import Report
 from .rundirs import ALWAYS_SHOWN, NO_AUGMENTATION, freeze, is_ignored, is_mixing_parameter
 
 # Named in every label whenever they vary (a method is read with its strength).
@@ -219,3 +222,8 @@ def panel_keys(panel: Panel, labelling: Labelling,
     here = set(Labelling.of(settings_of(item) for item in panel.items).varying)
     return [key for key in labelling.varying
             if key in here or (key in PRIMARY_KEYS and key not in panel.facets)]
+
+
+def labelling(report: Report) -> Labelling:
+    """What varies and what is shared over the report's groups (tables and figures alike)."""
+    return Labelling.of(result.group.settings for result in report.groups)

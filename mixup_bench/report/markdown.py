@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .labels import Labelling, setting_text, shown
+from .labels import Labelling, labelling, setting_text, shown
 from .markdown_claims import claims_section, headline_section, shown_path, table
 from .rundirs import IGNORED_KEYS
 from .stats import Estimate
@@ -36,8 +36,9 @@ READING = {
                   "and epochs, and what an inconclusive one lacks.",
     "curves_test_acc.png": "One panel per value of the keys that split the groups; a label "
                            "names only what varies, the rest is in the figure's title.",
-    "acc_vs_alpha.png": "One panel per condition; the grey band is the run without mixing "
-                        "of the same condition (mean and 95% CI).",
+    "acc_vs_alpha.png": "One panel per condition; the band is the run without mixing of "
+                        "the same condition (mean and 95% CI): grey when every series in the "
+                        "panel shares it, else one per series in its colour.",
 }
 MISMATCH = "mismatch_accepted"
 # More settings than this vary: the results table keeps a column for each of MAIN_KEYS
@@ -62,10 +63,6 @@ def mean_and_std(value: Estimate) -> str:
 
 def confidence(value: Estimate) -> str:
     return "n/a" if value.low is None else f"[{percent(value.low)}, {percent(value.high)}]"
-
-
-def labelling(report: Report) -> Labelling:
-    return Labelling.of(result.group.settings for result in report.groups)
 
 
 def shared_settings(labels: Labelling) -> list[str]:

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from .claim_schema import (
     condition_defaults,
     metric_name,
-    published_change,
     published_levels,
     scale,
     tolerance,
@@ -25,21 +24,17 @@ from .figures_calibration import ReliabilityPanel
 from .figures_claims import ClaimRow
 from .grouping import condition, is_unmixed, matches
 from .judging import INCONCLUSIVE
-from .labels import Labelling, facet, panel_keys
+from .labels import Labelling, facet, labelling, panel_keys
 from .model import GroupResult
 from .rundirs import ALWAYS_SHOWN, AUGMENTATION_KEYS, is_mixing_parameter
 from .stats import is_number
-from .verdicts import lower_is_better
+from .verdicts import judged_change
 
 if TYPE_CHECKING:
     from .model import Report
 
 # The shared settings a figure's title names (all of them are listed in REPORT.md).
 TITLE_KEYS = ("data.name", *ALWAYS_SHOWN)
-
-
-def labelling(report: Report) -> Labelling:
-    return Labelling.of(result.group.settings for result in report.groups)
 
 
 def _settings(result: GroupResult) -> dict[str, Any]:
@@ -189,10 +184,7 @@ def claim_rows(report: Report) -> list[ClaimRow]:
         unit, evidence = scale(result.claim), result.evidence
         row = ClaimRow(result.claim["id"], result.verdict, status=_status(result))
         if evidence is None:  # nothing measured: the published change alone, as judged
-            change = published_change(result.claim)
-            if change is not None and result.claim["kind"] in ("gain", "error_rate") \
-                    and lower_is_better(result.claim):
-                change = -change
+            change = judged_change(result.claim)
             row.change = None if change is None else unit * change
             row.tolerance = unit * tolerance(result.claim)
         else:

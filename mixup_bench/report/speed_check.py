@@ -26,6 +26,7 @@ from typing import Any
 from ..config import SPEED_SWITCHES
 from .grouping import pair_runs
 from .rundirs import Run, find_run_directories, load_run
+from .speed_check_best import best_setting, overrides
 from .speed_check_markdown import NOT_RUN, render
 from .stats import estimate, is_number
 
@@ -292,48 +293,6 @@ def _device_names(results: dict) -> str | None:
     names += [row.get("device_name") for row in results["equivalence"].get("runs", [])]
     unique = list(dict.fromkeys(name for name in names if name))
     return ", ".join(unique) or None
-
-
-EPOCH_IMAGES = 50_000  # one CIFAR-10 training epoch
-
-
-def best_setting(bench: dict[str, Any], batch_size: int, epochs: int,
-                 max_warmup: float | None = None) -> dict[str, Any] | None:
-    """The measured setting that would train `epochs` epochs at `batch_size` soonest.
-
-    From `mixup-bench bench`'s bench.json: its training records of the fast pipeline with
-    the aug the switch variants use; the cost is warm-up (compilation, cuDNN's search)
-    plus `epochs` epochs at the measured rate. The warm-up was measured on ResNet-18's
-    training graph alone (another model, or evaluation, compiles again), so settings whose
-    warm-up exceeds `max_warmup` seconds are left out. None when nothing qualifies.
-    """
-    aug = bench.get("settings", {}).get("switch_aug", "mixup")
-    candidates = [record for record in bench.get("measurements", [])
-                  if record.get("pipeline") == "fast" and record.get("measure") == "train"
-                  and record.get("batch_size") == batch_size and record.get("aug") == aug
-                  and record.get("switches") and is_number(record.get("images_per_s"))
-                  and (max_warmup is None or (record.get("warmup_seconds") or 0) <= max_warmup)]
-    if not candidates:
-        return None
-
-    def cost(record: dict[str, Any]) -> float:
-        return (record.get("warmup_seconds") or 0.0) + \
-            epochs * EPOCH_IMAGES / record["images_per_s"]
-
-    best = min(candidates, key=cost)
-    return {"config": best["config"], "images_per_s": best["images_per_s"],
-            "projected_training_seconds": cost(best), "switches": best["switches"]}
-
-
-def overrides(switches: dict[str, Any]) -> list[str]:
-    """Hydra overrides that give the trainer these bench switches."""
-    def text(value: Any) -> str:
-        return str(value).lower() if isinstance(value, bool) else str(value)
-
-    keys = [key.split(".", 1)[1] for key in SWITCH_KEYS]
-    if not switches.get("compile"):
-        keys.remove("compile_mode")
-    return [f"trainer.{key}={text(switches[key])}" for key in keys if key in switches]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -96,6 +96,15 @@ def lower_is_better(claim: dict[str, Any]) -> bool:
     return bool(claim.get("lower_is_better", claim["kind"] == "error_rate"))
 
 
+def judged_change(claim: dict[str, Any]) -> float | None:
+    """The published change as a gain or error-rate verdict judges it: signed so that
+    positive is the claimed direction (a fall in error or ECE counts as positive)."""
+    change = published_change(claim)
+    if change is not None and claim["kind"] in ("gain", "error_rate") and lower_is_better(claim):
+        return -change
+    return change
+
+
 def reader_for(claim: dict[str, Any]) -> Reader:
     """Read the claim's metric from a run; error_rate turns accuracy into error."""
     name = metric_name(claim)
@@ -230,10 +239,7 @@ def evaluate_gain(claim: dict[str, Any], runs: list[Run]) -> ClaimResult:
                                condition_defaults())
     if not comparisons:
         return ClaimResult(claim, NOT_RUN, why, published_text(claim))
-    change = published_change(claim)
-    if change is not None and lower_is_better(claim):
-        change = -change
-    return _judge_comparison(claim, comparisons, change, "improvement")
+    return _judge_comparison(claim, comparisons, judged_change(claim), "improvement")
 
 
 def evaluate_alpha_too_large(claim: dict[str, Any], runs: list[Run]) -> ClaimResult:

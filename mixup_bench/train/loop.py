@@ -46,14 +46,15 @@ def is_compiled(model: torch.nn.Module) -> bool:
     return hasattr(model, "_orig_mod")
 
 
-def check_compilable(model: torch.nn.Module, mixer: Mixer) -> None:
+def check_compilable(compiled: bool, mixer: Mixer) -> None:
     """Refuse a compiled network with a mixer that mixes inside it (Manifold Mixup).
 
     torch.compile does not see forward hooks added after its first call (Dynamo skips
     guards on module hooks): the compiled network would train on unmixed features
-    against mixed targets (tests/test_cuda_path.py shows it on the CPU).
+    against mixed targets (tests/test_cuda_path.py shows it on the CPU). The CLI asks
+    before any work (hydra_app); train_one_epoch asks again for other callers.
     """
-    if getattr(mixer, "mixes_inside_network", False) and is_compiled(model):
+    if getattr(mixer, "mixes_inside_network", False) and compiled:
         raise ConfigError(f"aug={mixer.name} with trainer.compile=true: torch.compile ignores "
                           "the forward hook that mixes hidden features, so the network would "
                           "train on unmixed ones; set trainer.compile=false")
@@ -71,7 +72,7 @@ def train_one_epoch(model: torch.nn.Module, loader: Any, mixer: Mixer,
     phase of the step; `mixup-bench bench --profile` passes the profiler's
     record_function, training passes a shared no-op context.
     """
-    check_compilable(model, mixer)
+    check_compilable(is_compiled(model), mixer)
     model.train()
     section = section or _no_section
     device = runtime.device
@@ -106,11 +107,12 @@ def train_one_epoch(model: torch.nn.Module, loader: Any, mixer: Mixer,
         seen += labels.shape[0]
         if progress is not None:
             progress.update(1)
-    bad_step = int(first_bad_step)  # host synchronisation: once per epoch, after the loop
-    if bad_step >= 0:
-        raise Diverged(f"non-finite training loss at step {bad_step}")
-    return {"train_loss": float(loss_sum) / max(seen, 1),
-            "train_acc": float(correct) / max(seen, 1), "images": seen}
+    with section("epoch end"):  # host synchronisations: once per epoch, after the loop
+        bad_step = int(first_bad_step)
+        if bad_step >= 0:
+            raise Diverged(f"non-finite training loss at step {bad_step}")
+        return {"train_loss": float(loss_sum) / max(seen, 1),
+                "train_acc": float(correct) / max(seen, 1), "images": seen}
 
 
 @torch.no_grad()

@@ -6,6 +6,7 @@ bench` both call it, so the bench measures exactly what a run trains.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -13,6 +14,8 @@ import torch
 
 from ..models import build_model
 from .runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 # trainer.optimizer_step -> the SGD flags. load_state_dict restores the saved ones, so a
 # resumed run sets the built ones again (resuming with another step is allowed: same
@@ -49,12 +52,10 @@ def sgd_kernels(step: str, precision: str, device: torch.device) -> str:
     return "fused" if precision == "fp16" and device.type == "cuda" else step
 
 
-def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any],
-                         step: str | None = None) -> None:
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
     """load_state_dict, keeping the kernels the optimizer was built with (build_trainee:
     trainer.optimizer_step, or fused under fp16 on CUDA), which load_state_dict alone
-    would replace with the saved ones. `step` is not needed (the optimizer as built
-    knows); callers may still pass trainer.optimizer_step."""
+    would replace with the saved ones."""
     built = [{key: group[key] for key in ("foreach", "fused")} for group in optimizer.param_groups]
     optimizer.load_state_dict(state)
     for group, kernels in zip(optimizer.param_groups, built, strict=True):
@@ -114,8 +115,11 @@ def build_trainee(runtime: Runtime, model_name: str, num_classes: int, dropout: 
     model = model.to(device)
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(model, optim,
-                                sgd_kernels(optimizer_step, runtime.precision, device))
+    kernels = sgd_kernels(optimizer_step, runtime.precision, device)
+    if kernels != optimizer_step:  # said in the run's log, since the config keeps the asked
+        log.info("trainer.optimizer_step=%s: stepping with fused SGD instead (fp16 on CUDA: "
+                 "the grad scaler then reads nothing back)", optimizer_step)
+    optimizer = build_optimizer(model, optim, kernels)
     network = compile_network(model, compile, compile_mode)
     runtime = runtime.with_cuda_graphs(uses_cuda_graphs(device, compile, compile_mode))
     scaler = torch.amp.GradScaler(device.type, enabled=runtime.precision == "fp16")

@@ -200,7 +200,7 @@ def _restore(setup: Setup, state: dict[str, Any], cfg: DictConfig,
     trainee = setup.trainee
     try:  # a checkpoint whose config matches but whose states do not (damaged, crafted)
         trainee.model.load_state_dict(state["model"])
-        load_optimizer_state(trainee.optimizer, state["optimizer"], cfg.trainer.optimizer_step)
+        load_optimizer_state(trainee.optimizer, state["optimizer"])
         setup.scheduler.load_state_dict(state["scheduler"])
         trainee.scaler.load_state_dict(state["scaler"])
         checkpoint.restore_rng(state["rng"], setup.generators)
