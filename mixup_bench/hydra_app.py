@@ -31,6 +31,9 @@ log = logging.getLogger("mixup_bench")
 # Set by the task function; read by train_main after Hydra returns. "preempted": a job of
 # this process was stopped by SIGTERM/SIGUSR2, so the sweep's later jobs do not start.
 _exit_code = {"value": 0, "preempted": False}
+# What a job returns to its sweeper, and so what an optimising sweeper (hydra/sweeper=optuna)
+# maximises: the validation accuracy, never the test accuracy; None without a validation split.
+OBJECTIVE = "final_val_acc"
 
 
 def _absolute_data_root(cfg: DictConfig) -> None:
@@ -78,6 +81,7 @@ def _job(cfg: DictConfig) -> Any:
                             **{key: value for key, value in config["aug"].items()
                                if key != "name"})
         check_compilable(bool(cfg.trainer.compile), mixer)
+        _check_objective(cfg, hydra_config)
         if previous is not None and multirun:
             # Re-running a sweep: skip what finished with this config, resume the rest.
             # Keys that cannot change the results (train.safety.HARMLESS_KEYS) may differ; the
@@ -87,7 +91,7 @@ def _job(cfg: DictConfig) -> Any:
                 (before.get("trainer") or {}).get("epochs") == config["trainer"]["epochs"]
             if previous.get("status") == "finished" and same:
                 log.info("%s: finished before with this config; skipped", run_dir)
-                return previous.get("final_test_acc")
+                return previous.get(OBJECTIVE)
             cfg.resume = True
         from .train.run import run
 
@@ -114,7 +118,16 @@ def _job(cfg: DictConfig) -> Any:
         _exit_code.update(value=RESUMABLE_EXIT, preempted=True)
     elif summary["status"] != "finished":
         _exit_code["value"] = 1
-    return summary.get("final_test_acc")
+    return summary.get(OBJECTIVE)
+
+
+def _check_objective(cfg: DictConfig, hydra_config: Any) -> None:
+    """An optimising sweeper needs the validation split its objective is measured on."""
+    target = str(OmegaConf.select(hydra_config, "sweeper._target_", default="") or "")
+    if "optuna" in target.lower() and not cfg.data.val_fraction > 0:
+        raise ConfigError(f"data.val_fraction={cfg.data.val_fraction}: hydra/sweeper=optuna "
+                          f"maximises {OBJECTIVE}, measured on a validation split; set "
+                          "data.val_fraction > 0 (e.g. experiment=alpha_optuna holds out 10%)")
 
 
 def _record_failure(run_dir: Path, cfg: DictConfig, message: str,

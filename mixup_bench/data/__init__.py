@@ -26,7 +26,8 @@ def load_dataset(data: Any) -> Dataset:
         return load_imagefolder(data)
     return load_cifar(data.root, CIFAR_SPECS[data.name], download=data.download,
                       verify=data.verify, fraction=data.fraction, subset_seed=data.subset_seed,
-                      label_noise=data.label_noise, noise_seed=data.subset_seed)
+                      label_noise=data.label_noise, noise_seed=data.subset_seed,
+                      val_fraction=data.val_fraction, val_seed=data.val_seed)
 
 
 __all__ = ["CIFAR10", "CIFAR100", "CIFAR10_MEAN", "CIFAR10_STD", "CIFAR_SPECS", "CifarSpec",

@@ -18,8 +18,9 @@ from pathlib import Path
 import torch
 
 from ..errors import DataError
-from .subsets import flip_labels, stratified_subset
+from .subsets import flip_labels
 from .types import CIFAR10_MEAN, CIFAR10_STD, Dataset, Split
+from .validation import training_and_validation, validation_split
 
 log = logging.getLogger(__name__)
 
@@ -215,8 +216,9 @@ def _concatenate(splits: list[Split]) -> Split:
 
 def load_cifar(root: str | Path, spec: CifarSpec, *, download: bool, verify: bool,
                fraction: float, subset_seed: int, label_noise: float = 0.0,
-               noise_seed: int = 0) -> Dataset:
-    """Read a CIFAR variant into uint8 CPU tensors, checked, with subset and noise applied."""
+               noise_seed: int = 0, val_fraction: float = 0.0, val_seed: int = 0) -> Dataset:
+    """Read a CIFAR variant into uint8 CPU tensors, checked, with the validation split,
+    subset and noise applied."""
     root = Path(root).expanduser().resolve()
     folder = ensure_cifar(root, download, spec)
     for name in [*spec.train_files, *spec.test_files]:
@@ -235,9 +237,10 @@ def load_cifar(root: str | Path, spec: CifarSpec, *, download: bool, verify: boo
                           for name in spec.train_files])
     test = _concatenate([read_batch(folder / name, spec.num_classes)
                          for name in spec.test_files])
-    subset = stratified_subset(train.labels, fraction, subset_seed)
+    subset, held = training_and_validation(train.labels, fraction, subset_seed, val_fraction,
+                                           val_seed)
     labels, flipped = flip_labels(train.labels[subset], label_noise, spec.num_classes,
                                   noise_seed)
     return Dataset(train=Split(train.images[subset], labels), test=test,
                    num_classes=spec.num_classes, checksums=checksums, mean=spec.mean,
-                   std=spec.std, noisy_labels=flipped)
+                   std=spec.std, noisy_labels=flipped, val=validation_split(train, held))

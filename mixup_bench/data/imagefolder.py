@@ -18,6 +18,7 @@ import torch
 from ..errors import DataError
 from .subsets import flip_labels, stratified_subset
 from .types import Dataset, Split
+from .validation import training_and_validation, validation_split
 
 
 def _read_folder(root: Path, size: int) -> tuple[Split, list[str]]:
@@ -68,7 +69,9 @@ def load_imagefolder(data: Any) -> Dataset:
     if data.num_classes is not None and data.num_classes != len(classes):
         raise DataError(f"data.num_classes={data.num_classes}: {root} has {len(classes)} "
                         "class folders")
-    subset = stratified_subset(train.labels, data.fraction, data.subset_seed)
+    subset, held = training_and_validation(train.labels, data.fraction, data.subset_seed,
+                                           data.val_fraction, data.val_seed)
+    val = validation_split(train, held)
     labels, flipped = flip_labels(train.labels[subset], data.label_noise, len(classes),
                                   data.subset_seed)
     train = Split(train.images[subset], labels)
@@ -76,4 +79,4 @@ def load_imagefolder(data: Any) -> Dataset:
     mean = tuple(pixels.mean(dim=(0, 2, 3)).tolist())
     std = tuple(pixels.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist())
     return Dataset(train=train, test=test, num_classes=len(classes), checksums="none",
-                   mean=mean, std=std, noisy_labels=flipped)
+                   mean=mean, std=std, noisy_labels=flipped, val=val)

@@ -36,3 +36,4 @@ class Dataset:
     mean: tuple[float, ...] = CIFAR10_MEAN
     std: tuple[float, ...] = CIFAR10_STD
     noisy_labels: int = 0  # training labels flipped by data.label_noise
+    val: Split | None = None  # held out of the training set by data.val_fraction

@@ -66,7 +66,7 @@ REFUSED_METRICS = {"best_test_acc": "it is the best epoch chosen on the test set
 # The keys that change the experimental condition a claim is about, and the config files
 # whose values are their defaults (conf/ is the one place defaults live).
 CONDITION_SOURCES = {
-    "data/cifar10.yaml": ("data", ("fraction", "label_noise")),
+    "data/cifar10.yaml": ("data", ("fraction", "label_noise", "val_fraction")),
     "model/resnet18.yaml": ("model", ("dropout", "zero_init_last")),
     "aug_options/default.yaml": ("aug", None),  # every shared aug.* switch
 }

@@ -62,6 +62,7 @@ class Setup:
     writer: checkpoint.BackgroundWriter
     normalisation: tuple[tuple[float, ...], tuple[float, ...]]  # the dataset's (mean, std)
     start_epoch: int = 1
+    val_loader: DeviceLoader | None = None  # the split data.val_fraction holds out
 
 
 def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
@@ -164,6 +165,7 @@ def _set_up(cfg: DictConfig, config: dict[str, Any], run_dir: Path, runtime: Run
     summary["environment"] = environment(runtime, dataset.checksums)
     summary["train_images"], summary["test_images"] = len(dataset.train), len(dataset.test)
     summary["noisy_train_labels"] = dataset.noisy_labels
+    summary["val_images"] = 0 if dataset.val is None else len(dataset.val)
     write_json_atomic(run_dir / "summary.json", summary)
     train_loader = DeviceLoader(dataset.train.to(device), cfg.trainer.batch_size, train=True,
                                 mean=dataset.mean, std=dataset.std,
@@ -172,6 +174,9 @@ def _set_up(cfg: DictConfig, config: dict[str, Any], run_dir: Path, runtime: Run
     test_loader = DeviceLoader(dataset.test.to(device), cfg.trainer.eval_batch_size, train=False,
                                mean=dataset.mean, std=dataset.std,
                                channels_last=runtime.channels_last)
+    val_loader = None if dataset.val is None else DeviceLoader(
+        dataset.val.to(device), cfg.trainer.eval_batch_size, train=False, mean=dataset.mean,
+        std=dataset.std, channels_last=runtime.channels_last)
 
     trainer = cfg.trainer
     trainee = build_trainee(runtime, cfg.model.name, dataset.num_classes, cfg.model.dropout,
@@ -191,7 +196,8 @@ def _set_up(cfg: DictConfig, config: dict[str, Any], run_dir: Path, runtime: Run
              len(dataset.test), len(train_loader))
     writer = checkpoint.BackgroundWriter(run_dir / "checkpoints" / "last.pt")
     return Setup(trainee, scheduler, mixer, train_loader, test_loader, generators,
-                 MetricsLog(run_dir), writer, (dataset.mean, dataset.std))
+                 MetricsLog(run_dir), writer, (dataset.mean, dataset.std),
+                 val_loader=val_loader)
 
 
 def _restore(setup: Setup, state: dict[str, Any], cfg: DictConfig,
@@ -241,7 +247,8 @@ def _train_epochs(cfg: DictConfig, config: dict[str, Any], setup: Setup,
             test = evaluate(trainee.network, setup.test_loader, trainee.runtime, reliability)
             summary["reliability"] = {"epoch": epoch, **reliability}
             row = {"epoch": epoch, "train_loss": train["train_loss"],
-                   "train_acc": train["train_acc"], **test, "lr": lr,
+                   "train_acc": train["train_acc"], **test,
+                   **_validate(trainee, setup.val_loader), "lr": lr,
                    "seconds": time.perf_counter() - epoch_start,
                    "images_per_s": train["images"] / train_seconds,
                    "elapsed_seconds": time.perf_counter() - started}
@@ -259,14 +266,23 @@ def _train_epochs(cfg: DictConfig, config: dict[str, Any], setup: Setup,
             progress.close()
 
 
+def _validate(trainee: Trainee, loader: DeviceLoader | None) -> dict[str, float]:
+    """val_loss, val_acc and val_ece on the held-out split; nothing without one."""
+    if loader is None:
+        return {}
+    measured = evaluate(trainee.network, loader, trainee.runtime)
+    return {"val_" + key.removeprefix("test_"): value for key, value in measured.items()}
+
+
 def _log_epoch(row: dict[str, Any], epochs: int, done: int, started: float) -> None:
     elapsed = time.perf_counter() - started
     eta = elapsed / done * (epochs - row["epoch"])
     log.info("epoch %d/%d  train_loss %.4f  train_acc %.2f%%  test_loss %.4f  "
-             "test_acc %.2f%%  lr %.4g  %.1fs  %.0f img/s  ETA %s", row["epoch"], epochs,
+             "test_acc %.2f%%%s  lr %.4g  %.1fs  %.0f img/s  ETA %s", row["epoch"], epochs,
              row["train_loss"], 100 * row["train_acc"], row["test_loss"],
-             100 * row["test_acc"], row["lr"], row["seconds"], row["images_per_s"],
-             _format_seconds(eta))
+             100 * row["test_acc"],
+             f"  val_acc {100 * row['val_acc']:.2f}%" if "val_acc" in row else "", row["lr"],
+             row["seconds"], row["images_per_s"], _format_seconds(eta))
 
 
 def _write_summary(summary: dict[str, Any], path: Path, metrics: MetricsLog,
