@@ -57,6 +57,7 @@ from .rundirs import (
     find_run_directories,
     load_run,
 )
+from .selection import select
 from .stats import estimate, pool_reliability
 from .verdicts import evaluate_claims
 
@@ -100,13 +101,16 @@ def _difference(treated: float | None, base: float | None) -> float | None:
     return None if treated is None or base is None else treated - base
 
 
-def build_report(directories: list[Path], claims: list[dict[str, Any]]) -> Report:
-    """Read every run under `directories`, group them and judge `claims`."""
+def build_report(directories: list[Path], claims: list[dict[str, Any]],
+                 select_by: str = "final") -> Report:
+    """Read every run under `directories`, group them, judge `claims` and choose each
+    family's setting on validation accuracy (`select_by`: a key of selection.CRITERIA)."""
     runs = [load_run(path) for path in find_run_directories(directories)]
     columns, groups = summarise_groups(runs)
     generated = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     return Report(
-        list(directories), generated, runs, columns, groups, evaluate_claims(claims, runs)
+        list(directories), generated, runs, columns, groups, evaluate_claims(claims, runs),
+        select([result.group for result in groups], select_by),
     )
 
 
@@ -186,6 +190,7 @@ def report_data(
         "ignored_keys": list(IGNORED_KEYS),
         "groups": groups,
         "claims": [result.to_dict() for result in report.claims],
+        "selected_on_validation": [selection.to_dict() for selection in report.selections],
         "unfinished": unfinished,
         "figures": {name: bool(drawn.get(name)) for name in FIGURES},
         "figure_notes": dict(notes or {}),

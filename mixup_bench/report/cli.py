@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 from .build import build_report, write_report
+from .markdown import selection_lines
+from .selection import CRITERIA
 from .verdicts import load_claims
 
 
@@ -34,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="an extra claims file, in the schema of mixup_bench/report/claims/*.yaml (repeatable)",
     )
     parser.add_argument(
+        "--select-by", choices=sorted(CRITERIA), default="final",
+        help="the validation accuracy a sweep's setting is chosen on: of the last epoch "
+             "(final, default) or the median of the last 10 (last10_median)",
+    )
+    parser.add_argument(
         "--svg", action="store_true", help="also write each figure as SVG, beside its PNG"
     )
     return parser
@@ -52,7 +59,7 @@ def main(argv: list[str]) -> int:
         message = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
         print(f"mixup-bench report: bad claims: {message}", file=sys.stderr)
         return 2
-    report = build_report(arguments.directories, claims)
+    report = build_report(arguments.directories, claims, arguments.select_by)
     if not report.runs:
         searched = ", ".join(map(str, arguments.directories))
         print(f"mixup-bench report: no run directories under {searched}", file=sys.stderr)
@@ -63,6 +70,8 @@ def main(argv: list[str]) -> int:
         f"{out / 'REPORT.md'}: {len(report.runs)} runs, {len(report.groups)} groups, "
         f"{len(report.unfinished)} not finished, {len(report.claims)} claims"
     )
+    for line in selection_lines(report.selections):
+        print(line)
     if all(run.status == "unreadable" for run in report.runs):  # written, but nothing in it
         print(f"mixup-bench report: none of the {len(report.runs)} run directories could be "
               f"read; {out / 'REPORT.md'} lists why", file=sys.stderr)

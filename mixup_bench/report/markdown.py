@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from .labels import Labelling, labelling, setting_text, shown
 from .markdown_claims import claims_section, headline_section, shown_path, table
-from .rundirs import IGNORED_KEYS
+from .rundirs import IGNORED_KEYS, is_mixing_parameter
+from .selection import CRITERIA, OPTIMISTIC, Candidate, Selection
 from .stats import Estimate
 from .verdicts import VERDICT_RULES
 
@@ -137,6 +138,62 @@ def results_section(report: Report) -> list[str]:
     )
 
 
+def candidate_name(selection: Selection, candidate: Candidate) -> str:
+    """A candidate by the settings that vary within its family (e.g. α=0.4)."""
+    return Labelling.of(other.group.settings for other in selection.candidates).label(
+        candidate.group.settings)
+
+
+def _choice(selection: Selection) -> str:
+    test = selection.chosen.test
+    interval = "" if test.low is None else f" {confidence(test)}"
+    return (f"{candidate_name(selection, selection.chosen)}: validation "
+            f"{percent(selection.chosen.validation.mean)}%, test {percent(test.mean)}%"
+            f"{interval} (n={test.n})")
+
+
+def selection_lines(selections: list[Selection]) -> list[str]:
+    """One line per family, as `mixup-bench report` prints them."""
+    names = _family_names(selections)
+    return [f"selected on validation{f' ({name})' if name != 'all runs' else ''}: "
+            f"{_choice(selection)}; {OPTIMISTIC}: "
+            f"{candidate_name(selection, selection.optimistic)}"
+            for selection, name in zip(selections, names, strict=True)]
+
+
+def _family_names(selections: list[Selection]) -> list[str]:
+    """Each family by the settings that tell the families apart (mixing ones aside)."""
+    varying = [key for key in Labelling.of(selection.family for selection in selections).varying
+               if key != "aug.name" and not is_mixing_parameter(key)]
+    return [", ".join(f"{key}={shown(selection.family.get(key))}" for key in varying)
+            or "all runs" for selection in selections]
+
+
+def selection_section(report: Report) -> list[str]:
+    """The setting each family's validation accuracy chose, with its test accuracy; the
+    test set's own choice beside it, labelled as the optimistic comparison it is."""
+    if not report.selections:
+        return []
+    validation_metric, test_metric = CRITERIA[report.selections[0].criterion]
+    header = ["condition", "candidates", "chosen on validation", "validation %",
+              "test % (mean ± std)", "test 95% CI", "seeds", OPTIMISTIC, "its test %"]
+    rows = [[name, len(selection.candidates), candidate_name(selection, selection.chosen),
+             percent(selection.chosen.validation.mean), mean_and_std(selection.chosen.test),
+             confidence(selection.chosen.test), selection.chosen.test.n,
+             candidate_name(selection, selection.optimistic)
+             + (" (the same)" if selection.agrees else ""),
+             mean_and_std(selection.optimistic.test)]
+            for selection, name in zip(report.selections, _family_names(report.selections),
+                                       strict=True)]
+    intro = (f"Per condition, the setting with the highest mean `{validation_metric}` over "
+             f"seeds (the validation split held out of the training set by "
+             f"`data.val_fraction`) and that choice's `{test_metric}`: the result. The "
+             f"column \"{OPTIMISTIC}\" names what the test set itself would have picked; its "
+             "accuracy is optimistic (the test set both chose and scored it) and is shown only "
+             "for comparison. No verdict selects on the test set.")
+    return ["## Selected on validation", "", intro, ""] + table(header, rows) + [""]
+
+
 def provenance_section(report: Report) -> list[str]:
     finished = len(report.runs) - len(report.unfinished)
     lines = [
@@ -248,7 +305,8 @@ def render_markdown(
     lines += warnings(report) + headline_section(report)
     if report.claims:
         lines += figure_lines("claims.png", drawn, notes or {}, alts or {})
-    lines += results_section(report) + figures_section(drawn, notes, alts)
+    lines += results_section(report) + selection_section(report)
+    lines += figures_section(drawn, notes, alts)
     lines += claims_section(report)
     lines += ["## Verdict rules", "", VERDICT_RULES] + provenance_section(report)
     lines += unfinished_section(report)

@@ -5,12 +5,13 @@ REPORT.md, report.csv, report.json and the figures are all drawn from a Report.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .grouping import Group
 from .rundirs import Run
+from .selection import Selection
 from .stats import Estimate
 from .verdicts import ClaimResult
 
@@ -57,6 +58,8 @@ class Report:
     columns: list[str]
     groups: list[GroupResult]
     claims: list[ClaimResult]
+    # Per family of groups, the setting chosen on the validation split (selection.py).
+    selections: list[Selection] = field(default_factory=list)
 
     @property
     def unfinished(self) -> list[Run]:

@@ -56,6 +56,16 @@ IGNORED_KEYS = (
 ALWAYS_SHOWN = ("aug.name", "alpha", "data.fraction", "model.name", "trainer.epochs")
 ACCURACY_METRICS = ("final_test_acc", "last10_test_acc", "last10_median_test_acc",
                     "best_test_acc")
+# The same, chosen on the validation split (data.val_fraction): what settings are selected on.
+VALIDATION_METRICS = ("final_val_acc", "last10_median_val_acc")
+# How a summary's <statistic>_<split>_acc is computed from the metrics.jsonl curve when
+# summary.json lacks it (split: test or val).
+CURVE_STATISTICS = {
+    "final": lambda values: values[-1],
+    "best": max,
+    "last10": lambda values: statistics.fmean(values[-10:]),
+    "last10_median": lambda values: statistics.median(values[-10:]),
+}
 # The last metrics line's test_ece (15-bin expected calibration error, a fraction; lower is
 # better). Runs written before calibration was recorded have none.
 CALIBRATION_METRICS = ("final_test_ece",)
@@ -170,20 +180,15 @@ class Run:
         value = (self.summary or {}).get(name)
         if is_number(value):
             return float(value)
-        if name == "final_test_ece":
-            last = self.metrics[-1].get("test_ece") if self.metrics else None
+        statistic, _, key = name.partition("_")
+        if statistic == "last10" and key.startswith("median_"):
+            statistic, key = "last10_median", key[len("median_"):]
+        if key in ("test_ece", "val_ece") and statistic == "final":
+            last = self.metrics[-1].get(key) if self.metrics else None
             return float(last) if is_number(last) else None
-        accuracies = [
-            float(line["test_acc"]) for line in self.metrics if is_number(line.get("test_acc"))
-        ]
-        if name == "final_test_acc":
-            return accuracies[-1] if accuracies else None
-        if name == "best_test_acc":
-            return max(accuracies) if accuracies else None
-        if name == "last10_test_acc":
-            return statistics.fmean(accuracies[-10:]) if accuracies else None
-        if name == "last10_median_test_acc":
-            return statistics.median(accuracies[-10:]) if accuracies else None
+        if key in ("test_acc", "val_acc") and statistic in CURVE_STATISTICS:
+            accuracies = [float(line[key]) for line in self.metrics if is_number(line.get(key))]
+            return CURVE_STATISTICS[statistic](accuracies) if accuracies else None
         last = self.metrics[-1].get(name) if self.metrics else None
         return float(last) if is_number(last) else None
 
