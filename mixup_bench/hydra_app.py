@@ -67,6 +67,10 @@ def _job(cfg: DictConfig) -> Any:
         _record_failure(run_dir, cfg, "not started: the sweep was preempted before this job; "
                         "re-run the sweep to run it", status="preempted")
         return None
+    problem = _objective_problem(cfg, hydra_config)
+    if problem:  # every trial would be refused: end the search before any work, not each trial
+        print(f"mixup-bench: error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
     previous = _read_summary(run_dir)
     try:
         try:
@@ -81,7 +85,6 @@ def _job(cfg: DictConfig) -> Any:
                             **{key: value for key, value in config["aug"].items()
                                if key != "name"})
         check_compilable(bool(cfg.trainer.compile), mixer)
-        _check_objective(cfg, hydra_config)
         if previous is not None and multirun:
             # Re-running a sweep: skip what finished with this config, resume the rest.
             # Keys that cannot change the results (train.safety.HARMLESS_KEYS) may differ; the
@@ -121,13 +124,16 @@ def _job(cfg: DictConfig) -> Any:
     return summary.get(OBJECTIVE)
 
 
-def _check_objective(cfg: DictConfig, hydra_config: Any) -> None:
+def _objective_problem(cfg: DictConfig, hydra_config: Any) -> str | None:
     """An optimising sweeper needs the validation split its objective is measured on."""
     target = str(OmegaConf.select(hydra_config, "sweeper._target_", default="") or "")
-    if "optuna" in target.lower() and not cfg.data.val_fraction > 0:
-        raise ConfigError(f"data.val_fraction={cfg.data.val_fraction}: hydra/sweeper=optuna "
-                          f"maximises {OBJECTIVE}, measured on a validation split; set "
-                          "data.val_fraction > 0 (e.g. experiment=alpha_optuna holds out 10%)")
+    fraction = OmegaConf.select(cfg, "data.val_fraction", default=0)
+    if "optuna" not in target.lower() or (
+            isinstance(fraction, (int, float)) and not isinstance(fraction, bool) and fraction > 0):
+        return None
+    return (f"data.val_fraction={fraction}: hydra/sweeper=optuna maximises {OBJECTIVE}, "
+            "measured on a validation split; set data.val_fraction > 0 "
+            "(experiment=alpha_optuna holds out 10%)")
 
 
 def _record_failure(run_dir: Path, cfg: DictConfig, message: str,
@@ -177,11 +183,20 @@ def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0].strip()
 
 
+# Hydra plugins that mixup-bench's configs name, and the extra that installs each.
+PLUGIN_EXTRAS = {"hydra/sweeper/optuna": "optuna", "hydra/launcher/joblib": "cluster",
+                 "hydra/launcher/submitit_slurm": "cluster"}
+
+
 def _composition_error(error: CompactHydraException) -> str:
     """Hydra's error for an override it cannot compose (a group option, a key or a syntax
     it does not know), as one line naming the override and what is allowed."""
     if isinstance(error, MissingConfigException) and error.options and error.missing_cfg_file:
         group, _, value = error.missing_cfg_file.rpartition("/")
+        extra = PLUGIN_EXTRAS.get(error.missing_cfg_file)
+        if extra:
+            return (f"{group}={value}: Hydra's plugin for it is not installed; it comes with "
+                    f"the {extra} extra: pip install -e \".[{extra}]\"")
         close = difflib.get_close_matches(value, error.options, n=1)
         hint = f" (did you mean {group}={close[0]}?)" if close else ""
         return (f"{group}={value}: Could not find '{error.missing_cfg_file}'; expected one of "
