@@ -16,6 +16,7 @@ from typing import Any
 from .cifar import CIFAR10, CIFAR100, CIFAR_SPECS, CifarSpec, load_cifar
 from .loader import DeviceLoader
 from .types import CIFAR10_MEAN, CIFAR10_STD, Dataset, Split
+from .validation import validation_options
 
 
 def load_dataset(data: Any) -> Dataset:
@@ -27,7 +28,7 @@ def load_dataset(data: Any) -> Dataset:
     return load_cifar(data.root, CIFAR_SPECS[data.name], download=data.download,
                       verify=data.verify, fraction=data.fraction, subset_seed=data.subset_seed,
                       label_noise=data.label_noise, noise_seed=data.subset_seed,
-                      val_fraction=data.val_fraction, val_seed=data.val_seed)
+                      **validation_options(data))
 
 
 __all__ = ["CIFAR10", "CIFAR100", "CIFAR10_MEAN", "CIFAR10_STD", "CIFAR_SPECS", "CifarSpec",

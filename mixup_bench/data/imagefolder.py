@@ -18,7 +18,7 @@ import torch
 from ..errors import DataError
 from .subsets import flip_labels, stratified_subset
 from .types import Dataset, Split
-from .validation import training_and_validation, validation_split
+from .validation import training_and_validation, validation_options, validation_split
 
 
 def _read_folder(root: Path, size: int) -> tuple[Split, list[str]]:
@@ -70,7 +70,7 @@ def load_imagefolder(data: Any) -> Dataset:
         raise DataError(f"data.num_classes={data.num_classes}: {root} has {len(classes)} "
                         "class folders")
     subset, held = training_and_validation(train.labels, data.fraction, data.subset_seed,
-                                           data.val_fraction, data.val_seed)
+                                           **validation_options(data))
     val = validation_split(train, held)
     labels, flipped = flip_labels(train.labels[subset], data.label_noise, len(classes),
                                   data.subset_seed)

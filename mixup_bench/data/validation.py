@@ -10,11 +10,19 @@ the rest. The test set is never touched.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ..errors import DataError
 from .subsets import stratified_subset
 from .types import Split
+
+
+def validation_options(data: Any) -> dict[str, Any]:
+    """val_fraction and val_seed of a `data` config section; a section without them (built
+    by hand, or from before the split existed) has no validation split."""
+    return {"val_fraction": data.get("val_fraction", 0.0), "val_seed": data.get("val_seed", 0)}
 
 
 def hold_out(labels: torch.Tensor, val_fraction: float,
