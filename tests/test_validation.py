@@ -103,3 +103,18 @@ def test_each_epoch_is_validated_into_metrics_summary_and_tensorboard(cifar_root
     assert {"val/acc", "val/loss", "val/ece", "hparam/final_val_acc"} <= set(
         events.Tags()["scalars"])
     assert [event.step for event in events.Scalars("val/acc")] == [1, 2]
+
+
+def test_an_image_folder_validates_on_part_of_what_its_test_split_leaves(tmp_path):
+    from mixup_bench.data import load_dataset
+
+    from .test_datasets import folder_config, write_folder
+
+    root = write_folder(tmp_path / "images")  # 3 classes of 10; the test split takes 2 each
+    dataset = load_dataset(folder_config(root, val_fraction=0.25, val_seed=0))
+    assert torch.bincount(dataset.test.labels).tolist() == [2, 2, 2]
+    assert torch.bincount(dataset.val.labels).tolist() == [2, 2, 2]  # round(0.25 * 8)
+    assert torch.bincount(dataset.train.labels).tolist() == [6, 6, 6]
+    seen = [{tuple(image.flatten().tolist()) for image in split.images}
+            for split in (dataset.train, dataset.val, dataset.test)]
+    assert not (seen[0] & seen[1] or seen[1] & seen[2] or seen[0] & seen[2])
