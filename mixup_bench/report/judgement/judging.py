@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .stats import CONFIDENCE, POWER, Estimate, detectable_change, seeds_needed
+from ..stats import CONFIDENCE, POWER, Estimate, detectable_change, seeds_needed
 
 SUPPORTED = "supported"
 SMALLER = "smaller than claimed"

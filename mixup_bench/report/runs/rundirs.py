@@ -19,8 +19,8 @@ from typing import Any
 
 import yaml
 
-from ..config import SPEED_SWITCHES, flatten, unknown_keys
-from .stats import is_number, valid_reliability
+from ...config import SPEED_SWITCHES, flatten, unknown_keys
+from ..stats import is_number, valid_reliability
 
 CONFIG_FILE = Path(".hydra") / "config.yaml"
 SUMMARY_FILE = "summary.json"

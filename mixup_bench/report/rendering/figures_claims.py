@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..judgement.judging import CONTRADICTED, INCONCLUSIVE, LARGER, NOT_RUN, SMALLER, SUPPORTED
 from .figures import DPI, TEXT, TITLE, FigureText, wrap
-from .judging import CONTRADICTED, INCONCLUSIVE, LARGER, NOT_RUN, SMALLER, SUPPORTED
 
 VERDICT_COLOURS = {
     SUPPORTED: "#1a9850",
