@@ -217,3 +217,15 @@ def test_the_forest_plot_row_names_the_qualified_verdict(tmp_path):
 def test_the_packaged_claims_all_have_a_tolerance():
     for claim in load_claims():
         assert tolerance(claim) > 0
+
+
+def test_docs_verdicts_page_is_the_rules_the_report_prints(tmp_path):
+    from mixup_bench.report.judging import rules_page
+
+    page = Path(__file__).resolve().parent.parent / "docs" / "verdicts.md"
+    assert page.read_text(encoding="utf-8") == rules_page()  # scripts/write_verdict_rules.py
+    pairs(tmp_path / "runs", [0.0170, 0.0180, 0.0190])
+    write_report(build_report([tmp_path / "runs"], [CLAIM]), tmp_path / "out")
+    assert RULES in (tmp_path / "out" / "REPORT.md").read_text()
+    readme = (page.parent.parent / "README.md").read_text(encoding="utf-8")
+    assert "docs/verdicts.md" in readme

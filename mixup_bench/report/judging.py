@@ -125,8 +125,8 @@ def power_figures(evidence: Evidence) -> tuple[float | None, int | None]:
 RULES = f"""\
 - The measured effect is the mean over seeds of paired differences (the treatment run
   minus the baseline run with the same settings and seed), signed so that positive is
-  the direction the claim states. Intervals are {100 * CONFIDENCE:.0f}% Student t intervals
-  (scipy). `gain_larger` compares two such gains: where both conditions ran the same
+  the direction the claim states. Intervals are {100 * CONFIDENCE:.0f}% Student t
+  intervals (scipy). `gain_larger` compares two such gains: where both conditions ran the same
   seeds, by the per-seed difference of the two paired differences (an exact paired t
   interval); where the seeds differ, by Welch's interval on the two mean gains. The
   report says which.
@@ -137,18 +137,19 @@ RULES = f"""\
   one pair: a seed run twice counts once (the longer, then later run), and the report
   lists the runs used and those left out, with why.
 - A key a run lacks (written before the key existed) takes the value the older version
-  used where it is known ({LEGACY_TEXT}); otherwise it is unknown, and a claim that pins
-  the key or needs its default leaves the run out and says so.
+  used where it is known ({LEGACY_TEXT});
+  otherwise it is unknown, and a claim that pins the key or needs its default leaves
+  the run out and says so.
 - `alpha_too_large` compares the published alpha with the largest alpha (or the claim's
   `large`) among the runs its own selector describes (its method and pinned keys), never
   an alpha only another method ran.
 - **supported**: the interval excludes 0 and holds the published change, within the
   claim's tolerance. A claim without a number: the interval lies above 0. The default
-  tolerance is the test set's sampling floor for the metric: accuracy and error
+  tolerance is the test set's sampling floor for the metric: accuracy and error rate
   {100 * ACCURACY_TOLERANCE:.2f} points (the binomial standard error of a 95% accuracy on
-  10,000 test images), ECE {100 * ECE_TOLERANCE:.2f} points (the first-order standard error
-  of 15 bins' accuracies at most, sqrt(15 x 0.95 x 0.05 / 10,000)); a claim on any other
-  metric must state its tolerance.
+  10,000 test images), ECE {100 * ECE_TOLERANCE:.2f} points (at most the first-order
+  standard error of 15 bins' accuracies, sqrt(15 x 0.95 x 0.05 / 10,000)); a claim on
+  any other metric must state its tolerance.
 - **smaller than claimed** / **larger than claimed**: the interval excludes 0 and lies
   below / above the published change by more than the tolerance.
 - **smaller than claimed; no change not excluded** / **larger than claimed; no change
@@ -173,3 +174,14 @@ RULES = f"""\
   noncentral t distribution (scipy); "seeds to decide" is how many paired seeds would
   detect the published change with that power.
 """
+
+
+def rules_page() -> str:
+    """docs/verdicts.md: RULES exactly as REPORT.md prints them, under a short header
+    (written by scripts/write_verdict_rules.py; a test keeps the page and the code equal)."""
+    return ("# Verdict rules\n\n"
+            "How `mixup-bench report` judges each published claim. This page is generated\n"
+            "from `mixup_bench/report/judging.py` (`RULES`, printed verbatim at the end of\n"
+            "every REPORT.md) by `python scripts/write_verdict_rules.py`; the claims\n"
+            "themselves are in `mixup_bench/report/claims/*.yaml`, their schema in\n"
+            "`mixup_bench/report/claim_schema.py`.\n\n" + RULES)
