@@ -96,7 +96,11 @@ def test_runs_older_than_zero_init_last_are_read_as_their_version_trained(tmp_pa
     runs = load_all(tmp_path)
     assert all(run.settings["model.zero_init_last"] is True for run in runs)
     assert any("zero_init_last" in problem for problem in runs[0].problems)
-    assert judge_claim(tmp_path).verdict == NOT_RUN  # the default (false) is not what ran
+    result = judge_claim(tmp_path)
+    assert result.verdict == NOT_RUN  # the default (false) is not what ran
+    assert len(result.left_out) == 6 and all(
+        item["why"] == "model.zero_init_last=True where the claim needs False"
+        for item in result.left_out)
     pinned = {**CLAIM, "baseline": {**CLAIM["baseline"], "model.zero_init_last": True},
               "treatment": {**CLAIM["treatment"], "model.zero_init_last": True}}
     assert judge_claim(tmp_path, pinned).verdict == SUPPORTED
@@ -229,3 +233,17 @@ def test_docs_verdicts_page_is_the_rules_the_report_prints(tmp_path):
     assert RULES in (tmp_path / "out" / "REPORT.md").read_text()
     readme = (page.parent.parent / "README.md").read_text(encoding="utf-8")
     assert "docs/verdicts.md" in readme
+
+
+def test_flipped_label_noise_runs_are_left_out_of_the_papers_claim(tmp_path):
+    """The label-noise claims pin the paper's procedure; flipped-noise runs are listed."""
+    [claim] = [claim for claim in load_claims() if claim["id"] == "label-noise-20"]
+    pairs(tmp_path / "flip", [0.02, 0.03, 0.04],
+          extra={"data.label_noise": 0.2, "data.label_noise_mode": "flip"})
+    result = judge_claim(tmp_path / "flip", claim)
+    assert result.verdict == NOT_RUN and len(result.left_out) == 6
+    assert all("data.label_noise_mode=flip where the claim needs random" in item["why"]
+               for item in result.left_out)
+    pairs(tmp_path / "random", [0.02, 0.03, 0.04],
+          extra={"data.label_noise": 0.2, "data.label_noise_mode": "random"})
+    assert judge_claim(tmp_path / "random", claim).verdict == SUPPORTED

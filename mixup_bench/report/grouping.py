@@ -206,20 +206,38 @@ def matches(run: Run, selector: dict[str, Any], defaults: dict[str, Any] | None 
                for key, default in (defaults or {}).items() if key not in selector)
 
 
-def left_out_unknown(runs: Iterable[Run], selectors: Iterable[dict[str, Any]],
-                     defaults: dict[str, Any] | None = None) -> list[dict[str, str]]:
-    """The finished runs a selector would take but for keys they cannot tell, with why."""
+# Keys whose value decides whether a run follows a paper's protocol: a run the claim's
+# selectors would take but for one of these is listed as left out, with the value it has.
+PROTOCOL_KEYS = ("model.zero_init_last", "data.label_noise_mode", "data.normalization")
+
+
+def left_out_runs(runs: Iterable[Run], selectors: Iterable[dict[str, Any]],
+                  defaults: dict[str, Any] | None = None) -> list[dict[str, str]]:
+    """The finished runs a selector would take but for keys they cannot tell (unknown) or
+    a PROTOCOL_KEYS value other than the claim needs, each with why."""
     found: dict[str, str] = {}
     for selector in selectors:
+        needed = {**(defaults or {}), **selector}
         for run in runs:
-            unknown = unknown_settings(run, selector, defaults) if run.finished else []
-            if not unknown or str(run.path) in found:
+            if not run.finished or str(run.path) in found:
                 continue
-            known = {key: value for key, value in selector.items() if key not in unknown}
-            rest = {key: value for key, value in (defaults or {}).items() if key not in unknown}
+            unknown = unknown_settings(run, selector, defaults)
+            other = [key for key in PROTOCOL_KEYS if key in needed and key not in unknown
+                     and run.settings.get(key) is not None
+                     and not value_matches(run.settings.get(key), needed[key])]
+            if not unknown and not other:
+                continue
+            known = {key: value for key, value in selector.items()
+                     if key not in unknown and key not in other}
+            rest = {key: value for key, value in (defaults or {}).items()
+                    if key not in unknown and key not in other}
             if matches(run, known, rest):
-                found[str(run.path)] = (f"{', '.join(unknown)} unknown (the run predates the "
-                                        "key and the value its version used is not on record)")
+                why = [f"{key}={run.settings[key]} where the claim needs {needed[key]}"
+                       for key in other]
+                if unknown:
+                    why.append(f"{', '.join(unknown)} unknown (the run predates the key and "
+                               "the value its version used is not on record)")
+                found[str(run.path)] = "; ".join(why)
     return [{"run": path, "why": why} for path, why in sorted(found.items())]
 
 

@@ -31,7 +31,7 @@ from .grouping import (
     condition,
     describe,
     differing_settings,
-    left_out_unknown,
+    left_out_runs,
     matches,
     sortable,
 )
@@ -67,7 +67,7 @@ class ClaimResult:
     notes: list[str] = field(default_factory=list)
     levels: dict[str, float | None] = field(default_factory=dict)
     runs: list[dict[str, Any]] = field(default_factory=list)  # the pairs used
-    # Runs the claim would take but for a key they cannot tell ({"run", "why"}).
+    # Runs the claim would take but for a key they cannot tell or a protocol key's value.
     left_out: list[dict[str, str]] = field(default_factory=list)
     # Recomputes the effect at another confidence (Holm); None where nothing was measured.
     at_confidence: Callable[[float], Estimate] | None = None
@@ -401,7 +401,7 @@ def evaluate_claims(claims: Iterable[dict[str, Any]], runs: list[Run]) -> list[C
     for claim in claims:
         validate_claim(claim)
         result = EVALUATORS[claim["kind"]](claim, runs)
-        result.left_out = left_out_unknown(runs, selectors(claim), condition_defaults())
+        result.left_out = left_out_runs(runs, selectors(claim), condition_defaults())
         if claim.get("notes"):
             result.notes.append(str(claim["notes"]).strip())
         results.append(result)
