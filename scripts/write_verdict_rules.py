@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mixup_bench.report.judging import rules_page
+from mixup_bench.report.judgement.judging import rules_page
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "verdicts.md"
 

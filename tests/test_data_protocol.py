@@ -12,7 +12,7 @@ from mixup_bench.data import CIFAR10_STD, MIXUP_AUTHORS_STD, load_dataset
 from mixup_bench.data.subsets import corrupt_labels
 from mixup_bench.mixing import mixer_names
 from mixup_bench.models import model_names
-from mixup_bench.report.claim_schema import load_claims
+from mixup_bench.report.judgement.claim_schema import load_claims
 
 from .test_config import composed
 from .test_datasets import folder_config, write_folder

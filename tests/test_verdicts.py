@@ -17,9 +17,13 @@ import pytest
 from scipy import stats as scipy_stats
 
 from mixup_bench.report.build import build_report, summarise_groups, write_report
-from mixup_bench.report.claim_schema import ACCURACY_TOLERANCE, load_claims, validate_claim
 from mixup_bench.report.cli import main
-from mixup_bench.report.judging import (
+from mixup_bench.report.judgement.claim_schema import (
+    ACCURACY_TOLERANCE,
+    load_claims,
+    validate_claim,
+)
+from mixup_bench.report.judgement.judging import (
     CONTRADICTED,
     INCONCLUSIVE,
     LARGER,
@@ -27,8 +31,8 @@ from mixup_bench.report.judging import (
     SMALLER,
     SUPPORTED,
 )
+from mixup_bench.report.judgement.verdicts import evaluate_claims
 from mixup_bench.report.stats import detectable_change, estimate, p_value, welch_difference
-from mixup_bench.report.verdicts import evaluate_claims
 
 from .test_report import load_all, write_run
 

@@ -13,14 +13,14 @@ import yaml
 from scipy import stats as scipy_stats
 
 from mixup_bench.report.build import build_report, write_report
-from mixup_bench.report.claim_schema import (
+from mixup_bench.report.judgement.claim_schema import (
     ACCURACY_TOLERANCE,
     ECE_TOLERANCE,
     load_claims,
     tolerance,
     validate_claim,
 )
-from mixup_bench.report.judging import (
+from mixup_bench.report.judgement.judging import (
     CONTRADICTED,
     NOT_RUN,
     RULES,
@@ -28,9 +28,9 @@ from mixup_bench.report.judging import (
     SMALLER_ZERO,
     SUPPORTED,
 )
-from mixup_bench.report.legacy import UNKNOWN
+from mixup_bench.report.judgement.verdicts import evaluate_claims
+from mixup_bench.report.runs.legacy import UNKNOWN
 from mixup_bench.report.stats import detectable_change, t_critical
-from mixup_bench.report.verdicts import evaluate_claims
 
 from .test_report import load_all, write_run
 from .test_verdicts import BASE, CLAIM, EPOCHS, judge_claim, pairs, seeds
@@ -208,8 +208,8 @@ def test_smaller_than_claimed_says_when_no_change_is_not_excluded(tmp_path):
 
 
 def test_the_forest_plot_row_names_the_qualified_verdict(tmp_path):
-    from mixup_bench.report.figures_claims import VERDICT_COLOURS
-    from mixup_bench.report.panels import claim_rows
+    from mixup_bench.report.rendering.figures_claims import VERDICT_COLOURS
+    from mixup_bench.report.rendering.panels import claim_rows
 
     pairs(tmp_path, [0.000, 0.004, 0.008])
     report = build_report([tmp_path], [CLAIM])
@@ -224,7 +224,7 @@ def test_the_packaged_claims_all_have_a_tolerance():
 
 
 def test_docs_verdicts_page_is_the_rules_the_report_prints(tmp_path):
-    from mixup_bench.report.judging import rules_page
+    from mixup_bench.report.judgement.judging import rules_page
 
     page = Path(__file__).resolve().parent.parent / "docs" / "verdicts.md"
     assert page.read_text(encoding="utf-8") == rules_page()  # scripts/write_verdict_rules.py

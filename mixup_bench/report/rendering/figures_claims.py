@@ -14,8 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .figures import DPI, TEXT, TITLE, FigureText, wrap
-from .judging import (
+from ..judgement.judging import (
     CONTRADICTED,
     INCONCLUSIVE,
     LARGER,
@@ -25,6 +24,7 @@ from .judging import (
     SMALLER_ZERO,
     SUPPORTED,
 )
+from .figures import DPI, TEXT, TITLE, FigureText, wrap
 
 VERDICT_COLOURS = {
     SUPPORTED: "#1a9850",

@@ -19,9 +19,9 @@ from typing import Any
 
 import yaml
 
-from ..config import SPEED_SWITCHES, flatten, unknown_keys
+from ...config import SPEED_SWITCHES, flatten, unknown_keys
+from ..stats import is_number, valid_reliability
 from .legacy import complete
-from .stats import is_number, valid_reliability
 
 CONFIG_FILE = Path(".hydra") / "config.yaml"
 SUMMARY_FILE = "summary.json"

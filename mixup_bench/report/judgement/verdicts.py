@@ -12,6 +12,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..runs.grouping import (
+    Comparison,
+    Reader,
+    compare,
+    condition,
+    describe,
+    differing_settings,
+    left_out_runs,
+    matches,
+    sortable,
+)
+from ..runs.rundirs import Run
+from ..stats import CONFIDENCE, Estimate, estimate, is_number, p_value, welch_difference
 from .claim_schema import (
     DEFAULT_MIN_EPOCHS,
     DEFAULT_MIN_SEEDS,
@@ -24,17 +37,6 @@ from .claim_schema import (
     tolerance,
     validate_claim,
 )
-from .grouping import (
-    Comparison,
-    Reader,
-    compare,
-    condition,
-    describe,
-    differing_settings,
-    left_out_runs,
-    matches,
-    sortable,
-)
 from .judging import (
     FAMILY_ERROR,
     INCONCLUSIVE,
@@ -45,8 +47,6 @@ from .judging import (
     judge,
     power_figures,
 )
-from .rundirs import Run
-from .stats import CONFIDENCE, Estimate, estimate, is_number, p_value, welch_difference
 
 VERDICT_RULES = RULES
 LEVEL_NOTE_POINTS = 1.0  # a measured baseline this far from the published one gets a note

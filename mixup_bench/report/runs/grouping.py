@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..stats import Estimate, estimate, is_number
 from .legacy import UNKNOWN
 from .rundirs import (
     ALWAYS_SHOWN,
@@ -26,7 +27,6 @@ from .rundirs import (
     is_ignored,
     is_mixing_parameter,
 )
-from .stats import Estimate, estimate, is_number
 
 Reader = Callable[[Run], "float | None"]
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .claim_schema import scale
-from .judging import FAMILY_ERROR
-from .stats import Estimate
-from .verdicts import ClaimResult, lower_is_better, metric_name, number
+from ..judgement.claim_schema import scale
+from ..judgement.judging import FAMILY_ERROR
+from ..judgement.verdicts import ClaimResult, lower_is_better, metric_name, number
+from ..stats import Estimate
 
 if TYPE_CHECKING:
     from .model import Report

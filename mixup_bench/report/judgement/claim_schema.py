@@ -1,6 +1,6 @@
 """Published claims as data: the claims files, their schema, and the defaults a claim implies.
 
-Claims live in mixup_bench/report/claims/*.yaml (and files given with
+Claims live in mixup_bench/report/judgement/claims/*.yaml (and files given with
 `--claims`), so checking one more claim is a few lines of YAML that name
 config keys, not new code. Each file holds `claims:`, a list of mappings:
 
@@ -48,7 +48,7 @@ from typing import Any
 
 import yaml
 
-CLAIM_PACKAGE = "mixup_bench.report.claims"
+CLAIM_PACKAGE = "mixup_bench.report.judgement.claims"
 CONFIG_PACKAGE = "mixup_bench.conf"
 REQUIRED_KEYS = {
     "gain": ("baseline", "treatment"),

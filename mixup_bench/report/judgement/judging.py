@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..runs.legacy import LEGACY_TEXT
+from ..stats import CONFIDENCE, POWER, Estimate, detectable_change, seeds_needed
 from .claim_schema import ACCURACY_TOLERANCE, ECE_TOLERANCE
-from .legacy import LEGACY_TEXT
-from .stats import CONFIDENCE, POWER, Estimate, detectable_change, seeds_needed
 
 SUPPORTED = "supported"
 SMALLER = "smaller than claimed"
@@ -180,8 +180,9 @@ def rules_page() -> str:
     """docs/verdicts.md: RULES exactly as REPORT.md prints them, under a short header
     (written by scripts/write_verdict_rules.py; a test keeps the page and the code equal)."""
     return ("# Verdict rules\n\n"
-            "How `mixup-bench report` judges each published claim. This page is generated\n"
-            "from `mixup_bench/report/judging.py` (`RULES`, printed verbatim at the end of\n"
-            "every REPORT.md) by `python scripts/write_verdict_rules.py`; the claims\n"
-            "themselves are in `mixup_bench/report/claims/*.yaml`, their schema in\n"
-            "`mixup_bench/report/claim_schema.py`.\n\n" + RULES)
+            "How `mixup-bench report` judges each published claim. This page is\n"
+            "generated from `mixup_bench/report/judgement/judging.py` (`RULES`, printed\n"
+            "verbatim at the end of every REPORT.md) by\n"
+            "`python scripts/write_verdict_rules.py`; the claims themselves are in\n"
+            "`mixup_bench/report/judgement/claims/*.yaml`, their schema in\n"
+            "`mixup_bench/report/judgement/claim_schema.py`.\n\n" + RULES)
