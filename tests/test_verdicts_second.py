@@ -247,3 +247,12 @@ def test_flipped_label_noise_runs_are_left_out_of_the_papers_claim(tmp_path):
     pairs(tmp_path / "random", [0.02, 0.03, 0.04],
           extra={"data.label_noise": 0.2, "data.label_noise_mode": "random"})
     assert judge_claim(tmp_path / "random", claim).verdict == SUPPORTED
+
+
+def test_every_condition_key_has_a_legacy_value():
+    """A condition key added to conf/ without a legacy entry would make every older run
+    'unknown' for every claim: the table must say what the versions before it did."""
+    from mixup_bench.report.judgement.claim_schema import condition_defaults
+    from mixup_bench.report.runs.legacy import LEGACY_KEYS
+
+    assert set(condition_defaults()) <= set(LEGACY_KEYS)

@@ -6,9 +6,10 @@ The vocabulary is the one a reviewer uses:
 
 - supported: the interval excludes 0 and holds the published change
   (within the tolerance); a claim without a number: the interval excludes 0;
-- smaller than claimed / larger than claimed: the interval excludes the
-  published change (beyond the tolerance), and the effect is not ruled out
-  by it to be a real one;
+- smaller than claimed / larger than claimed: the interval excludes 0 and
+  the published change (beyond the tolerance): a real effect, of another size;
+  with "; no change not excluded" when the interval also holds 0 (or Holm's
+  step-down stopped before the claim), so nobody reads an effect into it;
 - contradicted: the interval excludes the published change and any gain
   larger than the tolerance in the claimed direction (a tight null result);
 - inconclusive: too few seeds, too short, no interval (identical
