@@ -61,7 +61,7 @@ def write_run(
             "root": f"/scratch/{name}",
             "download": False,
         },
-        "model": {"name": model},
+        "model": {"name": model, "zero_init_last": False},
         "optim": {"lr": 0.1, "weight_decay": 5e-4},
         "trainer": {"epochs": epochs, "batch_size": 128, "device": f"cuda:{seed}"},
     }

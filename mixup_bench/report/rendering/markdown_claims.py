@@ -149,6 +149,8 @@ def claims_section(report: Report) -> list[str]:
                 f"{shown_path(Path(run['treatment']), report.directories)}"
                 + (f" (left out: {', '.join(run['left_out'])})" if run["left_out"] else "")
                 for run in data["runs"]))
+        lines += [f"- Left out: {shown_path(Path(item['run']), report.directories)}: "
+                  f"{item['why']}" for item in data["left_out"]]
     return lines + [""]
 
 
