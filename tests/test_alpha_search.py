@@ -14,7 +14,7 @@ from hydra.errors import MissingConfigException
 from mixup_bench.data.validation import hold_out
 from mixup_bench.hydra_app import _composition_error
 from mixup_bench.report.cli import main as report_main
-from mixup_bench.report.selection import OPTIMISTIC
+from mixup_bench.report.judgement.selection import OPTIMISTIC
 
 from .conftest import TINY, run_cli
 

@@ -9,7 +9,7 @@ import pytest
 
 from mixup_bench.report.build import build_report, write_report
 from mixup_bench.report.cli import main as report_main
-from mixup_bench.report.selection import OPTIMISTIC
+from mixup_bench.report.judgement.selection import OPTIMISTIC
 
 from .test_report import write_run
 

@@ -18,8 +18,15 @@ from pathlib import Path
 import torch
 
 from ..errors import DataError
-from .subsets import flip_labels
-from .types import CIFAR10_MEAN, CIFAR10_STD, Dataset, Split
+from .subsets import corrupt_labels
+from .types import (
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    MIXUP_AUTHORS_MEAN,
+    MIXUP_AUTHORS_STD,
+    Dataset,
+    Split,
+)
 from .validation import training_and_validation, validation_split
 
 log = logging.getLogger(__name__)
@@ -216,9 +223,12 @@ def _concatenate(splits: list[Split]) -> Split:
 
 def load_cifar(root: str | Path, spec: CifarSpec, *, download: bool, verify: bool,
                fraction: float, subset_seed: int, label_noise: float = 0.0,
-               noise_seed: int = 0, val_fraction: float = 0.0, val_seed: int = 0) -> Dataset:
+               noise_seed: int = 0, label_noise_mode: str = "flip",
+               normalization: str = "dataset", val_fraction: float = 0.0,
+               val_seed: int = 0) -> Dataset:
     """Read a CIFAR variant into uint8 CPU tensors, checked, with the validation split,
-    subset and noise applied."""
+    subset and noise applied; normalised with the variant's own statistics or the Mixup
+    authors' (CIFAR-10 only)."""
     root = Path(root).expanduser().resolve()
     folder = ensure_cifar(root, download, spec)
     for name in [*spec.train_files, *spec.test_files]:
@@ -239,8 +249,15 @@ def load_cifar(root: str | Path, spec: CifarSpec, *, download: bool, verify: boo
                          for name in spec.test_files])
     subset, held = training_and_validation(train.labels, fraction, subset_seed, val_fraction,
                                            val_seed)
-    labels, flipped = flip_labels(train.labels[subset], label_noise, spec.num_classes,
-                                  noise_seed)
+    labels, flipped = corrupt_labels(train.labels[subset], label_noise, spec.num_classes,
+                                     noise_seed, label_noise_mode)
+    mean, std = spec.mean, spec.std
+    if normalization == "mixup_authors":
+        if spec is not CIFAR10:
+            raise DataError(f"data.normalization=mixup_authors: the Mixup authors' constants "
+                            f"are CIFAR-10's, not {spec.name}'s; use dataset")
+        mean, std = MIXUP_AUTHORS_MEAN, MIXUP_AUTHORS_STD
     return Dataset(train=Split(train.images[subset], labels), test=test,
-                   num_classes=spec.num_classes, checksums=checksums, mean=spec.mean,
-                   std=spec.std, noisy_labels=flipped, val=validation_split(train, held))
+                   num_classes=spec.num_classes, checksums=checksums, mean=mean,
+                   std=std, noisy_labels=flipped,
+                   val=validation_split(train, held))

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 from .build import build_report, write_report
-from .markdown import selection_lines
-from .selection import CRITERIA
-from .verdicts import load_claims
+from .judgement.selection import CRITERIA
+from .judgement.verdicts import load_claims
+from .rendering.markdown import selection_lines
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="YAML",
-        help="an extra claims file, in the schema of mixup_bench/report/claims/*.yaml (repeatable)",
+        help="an extra claims file, in the schema of "
+             "mixup_bench/report/judgement/claims/*.yaml (repeatable)",
     )
     parser.add_argument(
         "--select-by", choices=sorted(CRITERIA), default="final",

@@ -21,9 +21,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .grouping import Group, condition
-from .rundirs import AUGMENTATION_KEYS, freeze
-from .stats import Estimate, estimate
+from ..runs.grouping import Group, condition
+from ..runs.rundirs import AUGMENTATION_KEYS, freeze
+from ..stats import Estimate, estimate
 
 # --select-by: the statistic of the validation curve a choice is made on, and the test
 # statistic of the same kind that is reported for it.

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .grouping import Group
-from .rundirs import Run
-from .selection import Selection
-from .stats import Estimate
-from .verdicts import ClaimResult
+from ..judgement.selection import Selection
+from ..judgement.verdicts import ClaimResult
+from ..runs.grouping import Group
+from ..runs.rundirs import Run
+from ..stats import Estimate
 
 
 @dataclass
