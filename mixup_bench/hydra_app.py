@@ -32,7 +32,8 @@ log = logging.getLogger("mixup_bench")
 # this process was stopped by SIGTERM/SIGUSR2, so the sweep's later jobs do not start.
 _exit_code = {"value": 0, "preempted": False}
 # What a job returns to its sweeper, and so what an optimising sweeper (hydra/sweeper=optuna)
-# maximises: the validation accuracy, never the test accuracy; None without a validation split.
+# maximises: the validation accuracy, never the test accuracy; None without a validation split
+# or for a run that did not finish.
 OBJECTIVE = "final_val_acc"
 
 
@@ -121,7 +122,9 @@ def _job(cfg: DictConfig) -> Any:
         _exit_code.update(value=RESUMABLE_EXIT, preempted=True)
     elif summary["status"] != "finished":
         _exit_code["value"] = 1
-    return summary.get(OBJECTIVE)
+    # A run cut short (preempted, diverged) has a validation accuracy of an earlier epoch:
+    # no objective, so an optimising sweeper marks the trial failed instead of scoring it.
+    return summary.get(OBJECTIVE) if summary["status"] == "finished" else None
 
 
 def _objective_problem(cfg: DictConfig, hydra_config: Any) -> str | None:

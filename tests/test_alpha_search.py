@@ -102,16 +102,23 @@ def test_each_trial_is_scored_by_validation_never_test(monkeypatch, cifar_root, 
         return 1 - abs(math.log(alpha / 0.3)) / 10
 
     def fake_run(cfg, run_dir, overrides=None, choices=None):
-        return {"status": "finished", "final_val_acc": validation(cfg.alpha),
+        # The largest alpha diverges after a good first epoch: it must not be scored.
+        status = "diverged" if cfg.alpha > 1.5 else "finished"
+        return {"status": status, "final_val_acc": validation(cfg.alpha),
                 "final_test_acc": cfg.alpha / 2}
 
     monkeypatch.setattr(mixup_bench.train.run, "run", fake_run)
     database = tmp_path / "study.db"
     code = train_main(["-m", "experiment=alpha_optuna", "hydra.sweeper.n_trials=4",
+                       "alpha=choice(0.3,0.6,1.9)",
                        f"hydra.sweeper.storage=sqlite:///{database}", f"data.root={cifar_root}",
                        f"hydra.sweep.dir={tmp_path / 'search'}", *FAST])
-    assert code == 0
+    assert code == 1  # the diverged run
     trials = optuna.load_study(study_name="alpha_search", storage=f"sqlite:///{database}").trials
-    assert len(trials) == 4
+    alphas = {trial.params["alpha"] for trial in trials}
+    assert len(trials) == 4 and 1.9 in alphas and len(alphas) >= 2  # the seeded sampler's draws
     for trial in trials:
-        assert trial.value == pytest.approx(validation(trial.params["alpha"]))
+        if trial.params["alpha"] == 1.9:
+            assert trial.state == optuna.trial.TrialState.FAIL and trial.value is None
+        else:
+            assert trial.value == pytest.approx(validation(trial.params["alpha"]))
