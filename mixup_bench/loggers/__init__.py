@@ -44,7 +44,8 @@ def check_available(loggers: Mapping[str, Any] | None) -> None:
             backend = _backend(name)
         except ImportError as error:
             extra = BACKENDS[name][1]
-            problems.append(f"logger={name}: the {error.name or name} package is not installed "
+            package = (error.name or name).split(".")[0]
+            problems.append(f"logger={name}: the {package} package is not installed "
                             f"(pip install \"mixup-bench[{extra}]\")")
             continue
         problems += backend.problems(loggers[name] or {})

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -46,14 +47,18 @@ DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
 def problems(options: Mapping[str, Any]) -> list[str]:
     """A database URI needs SQLAlchemy and alembic, which mlflow-skinny leaves out."""
     uri = options.get("tracking_uri")
-    if isinstance(uri, str) and uri.split(":", 1)[0].split("+", 1)[0] in DATABASE_SCHEMES:
+    if not (isinstance(uri, str)
+            and uri.split(":", 1)[0].split("+", 1)[0] in DATABASE_SCHEMES):
+        return []
+    missing = []
+    for package in ("sqlalchemy", "alembic"):
         try:
-            import alembic  # noqa: F401
-            import sqlalchemy  # noqa: F401
-        except ImportError as error:
-            return [f"logger.mlflow.tracking_uri={uri}: a database store needs the "
-                    f"{error.name} package (pip install sqlalchemy alembic)"]
-    return []
+            import_module(package)
+        except ImportError:
+            missing.append(package)
+    return [f"logger.mlflow.tracking_uri={uri}: a database store needs the "
+            f"{' and '.join(missing)} package{'s' if len(missing) > 1 else ''} "
+            f"(pip install {' '.join(missing)})"] if missing else []
 
 
 def tracking_uri(options: Mapping[str, Any], place: Place) -> tuple[str, Path | None]:
