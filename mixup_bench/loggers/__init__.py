@@ -48,7 +48,8 @@ def check_available(loggers: Mapping[str, Any] | None) -> None:
             problems.append(f"logger={name}: the {package} package is not installed "
                             f"(pip install \"mixup-bench[{extra}]\")")
             continue
-        problems += backend.problems(loggers[name] or {})
+        if hasattr(backend, "problems"):  # options that need more than the package
+            problems += backend.problems(loggers[name] or {})
     if problems:
         raise ConfigError("\n".join(problems))
 

@@ -20,10 +20,6 @@ from .base import Place
 FILE = "metrics.csv"
 
 
-def problems(options: Mapping[str, Any]) -> list[str]:
-    return []
-
-
 def open_logger(options: Mapping[str, Any], place: Place,
                 state: Mapping[str, Any] | None) -> tuple[CsvLogger, None]:
     return CsvLogger(place), None

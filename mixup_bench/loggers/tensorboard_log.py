@@ -18,10 +18,6 @@ from .base import Place
 HPARAM_METRICS = ("final_test_acc", "best_test_acc", "last10_test_acc", "last10_median_test_acc")
 
 
-def problems(options: Mapping[str, Any]) -> list[str]:
-    return []
-
-
 def open_logger(options: Mapping[str, Any], place: Place,
                 state: Mapping[str, Any] | None) -> tuple[TensorBoardLogger, None]:
     return TensorBoardLogger(place), None

@@ -12,8 +12,8 @@ The config is the run's config (nested); metrics are the metrics.jsonl
 keys at step = epoch (the sample grid at step 0, before epoch 1); the
 summary's numbers and status go to the run summary. A resumed run passes
 the id kept in trackers.json with resume="allow": offline, that is a second
-`offline-run-...-<id>` folder with the same id, and `wandb sync` of both
-continues one W&B run.
+`offline-run-...-<id>` folder with the same id, for `wandb sync` to upload
+into the same W&B run.
 """
 
 from __future__ import annotations
@@ -31,10 +31,6 @@ MODES = ("offline", "online", "disabled")
 # W&B's folders, by default under ~/.cache, ~/.config and ~/.local/share.
 FOLDER_VARIABLES = {"WANDB_CACHE_DIR": "cache", "WANDB_CONFIG_DIR": "config",
                     "WANDB_DATA_DIR": "data", "WANDB_ARTIFACT_DIR": "artifacts"}
-
-
-def problems(options: Mapping[str, Any]) -> list[str]:
-    return []
 
 
 def open_logger(options: Mapping[str, Any], place: Place,
