@@ -144,6 +144,21 @@ def test_a_sweep_shares_one_mlflow_store_in_its_directory(tmp_path):
     assert sorted(run.info.run_name for run in runs) == ["0_alpha=0.2", "1_alpha=0.4"]
 
 
+def test_the_mlflow_store_is_beside_the_run_unless_a_uri_is_given(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    from mixup_bench.loggers.mlflow_log import tracking_uri
+
+    monkeypatch.chdir(tmp_path)
+    run, sweep = Place(tmp_path / "run"), Place(tmp_path / "s" / "0_a=1", tmp_path / "s")
+    assert tracking_uri({"tracking_uri": None}, run) == (
+        str(tmp_path / "run" / "mlruns"), tmp_path / "run" / "mlruns")
+    assert tracking_uri({}, sweep)[1] == tmp_path / "s" / "mlruns"
+    assert tracking_uri({"tracking_uri": "store"}, run)[1] == tmp_path / "store"
+    assert tracking_uri({"tracking_uri": f"file://{tmp_path}/f"}, run)[1] == tmp_path / "f"
+    for uri in ("http://localhost:5000", "sqlite:///x.db", "databricks"):
+        assert tracking_uri({"tracking_uri": uri}, run) == (uri, None)
+
+
 def wandb_records(path: Path):
     """The records of a W&B run file (`run-<id>.wandb`), parsed with wandb's own protobuf.
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
+from contextlib import nullcontext
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from urllib.parse import urlparse
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # before mlflow is imported
 
+from filelock import FileLock  # noqa: E402
 from mlflow.entities import Metric, Param, RunTag  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
@@ -42,6 +44,7 @@ BATCH = 100  # MLflow's most params per log_batch
 # summary.json's status -> MLflow's run status.
 STATUSES = {"finished": "FINISHED", "preempted": "KILLED", "interrupted": "KILLED"}
 DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+REMOTE_NAMES = ("databricks", "databricks-uc")  # URIs without a colon that are no path
 
 
 def problems(options: Mapping[str, Any]) -> list[str]:
@@ -66,7 +69,7 @@ def tracking_uri(options: Mapping[str, Any], place: Place) -> tuple[str, Path | 
     uri = options.get("tracking_uri")
     if uri is None:
         folder = (place.store_root / STORE).resolve()
-    elif "://" not in uri and ":" not in uri.split("/", 1)[0]:
+    elif "://" not in uri and ":" not in uri.split("/", 1)[0] and uri not in REMOTE_NAMES:
         folder = Path(uri).expanduser().resolve()  # a plain path is a file store too
     elif uri.startswith("file:"):
         folder = Path(urlparse(uri).path).resolve()
@@ -107,11 +110,8 @@ def _continued_run(client: MlflowClient, uri: str,
 
 
 def _experiment(client: MlflowClient, name: str, folder: Path | None) -> str:
-    """The experiment's id, created once even when a sweep's jobs start together."""
-    from contextlib import nullcontext
-
-    from filelock import FileLock
-
+    """The experiment's id, created once even when a sweep's jobs start together (a lock
+    file beside a local store: mlruns.lock)."""
     guard = FileLock(str(folder) + ".lock") if folder is not None else nullcontext()
     with guard:
         experiment = client.get_experiment_by_name(name)
