@@ -362,7 +362,7 @@ def test_the_logger_group_composes_one_key_per_logger_and_lists():
 
 def test_logger_options_are_checked_and_never_change_the_results():
     from mixup_bench.config import validate
-    from mixup_bench.report.rundirs import is_ignored
+    from mixup_bench.report.runs.rundirs import is_ignored
     from mixup_bench.train.safety import config_differences
 
     from .test_config import composed
