@@ -214,3 +214,36 @@ def test_attentivemix_composes_from_the_shipped_config():
     options = {key: value for key, value in config["aug"].items() if key != "name"}
     mixer = build_mixer("attentivemix", 10, config["alpha"], **options)
     assert mixer.grid == 4 and config["alpha"] == 1.0
+
+
+# --- the trainer ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_the_trainer_gives_the_mixer_the_plain_network_and_compile_is_allowed(compiled):
+    """trainer.compile=true is allowed with model-guided mixers: the training forward runs
+    compiled (Dynamo, eager backend here) and the extra pass on the plain module, so the
+    mixed batch is the same as without compile."""
+    from mixup_bench.train import Runtime
+    from mixup_bench.train.loop import check_compilable, train_one_epoch
+
+    results = []
+    for wrap in (False, compiled):
+        torch.manual_seed(0)
+        model = Probe()
+        network = torch.compile(model, backend="eager") if wrap else model
+        check_compilable(wrap, build_mixer("attentivemix", 10, 1.0))  # not refused
+        mixer = build_mixer("attentivemix", 10, 1.0)
+        batches = [(cell_images(8, seed), torch.arange(8)) for seed in range(3)]
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        scaler = torch.amp.GradScaler("cpu", enabled=False)
+        runtime = Runtime(torch.device("cpu"), "fp32", False)
+        seen = []
+        original = mixer.mix_with_model
+        mixer.mix_with_model = lambda *args: seen.append(original(*args)) or seen[-1]
+        train_one_epoch(network, batches, mixer, generator(0), optimizer, scaler, runtime)
+        assert mixer.guide.model is model and mixer.guide.passes == 3  # one per batch
+        results.append((seen, model.linear.weight.detach().clone()))
+    (plain, plain_weight), (other, other_weight) = results
+    assert all(torch.equal(a.images, b.images) for a, b in zip(plain, other, strict=True))
+    assert torch.allclose(plain_weight, other_weight, atol=1e-6)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .plan import (
-    AUGS,
+    BENCH_AUGS,
     SYNTHETIC_SIZES,
     BenchError,
     Plan,
@@ -72,7 +72,8 @@ def project_defaults() -> dict[str, Any]:
 
     folder = Path(conf.__file__).parent
     shared = yaml.safe_load((folder / "aug_options" / "default.yaml").read_text())
-    augs = {name: yaml.safe_load((folder / "aug" / f"{name}.yaml").read_text()) for name in AUGS}
+    augs = {name: yaml.safe_load((folder / "aug" / f"{name}.yaml").read_text())
+            for name in BENCH_AUGS}
     return {"alpha": {name: entry.get("alpha") for name, entry in augs.items()},
             "aug_options": {name: {**shared, **{key: value for key, value in entry["aug"].items()
                                                 if key != "name"}}
@@ -257,12 +258,15 @@ def training_steps(trainee, train, batch_size: int, aug: str,
     import torch
 
     from ..data import CIFAR10_MEAN, CIFAR10_STD, DeviceLoader
+    from ..mixing import ModelGuide
 
     device = trainee.runtime.device
     loader = DeviceLoader(train, batch_size, train=True, mean=CIFAR10_MEAN, std=CIFAR10_STD,
                           generator=torch.Generator(device).manual_seed(0),
                           channels_last=trainee.runtime.channels_last)
     mixer = trainer_mixer(aug, defaults, loader)
+    # the model-guided mixers' extra passes, also in the pipeline measure (mixing alone)
+    mixer.use_model(ModelGuide(trainee.network, trainee.runtime.autocast))
     steps = partial(_train_steps, trainee.network, loader, mixer,
                     torch.Generator().manual_seed(1), trainee.optimizer, trainee.scaler,
                     trainee.runtime)
