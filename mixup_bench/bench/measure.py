@@ -258,15 +258,12 @@ def training_steps(trainee, train, batch_size: int, aug: str,
     import torch
 
     from ..data import CIFAR10_MEAN, CIFAR10_STD, DeviceLoader
-    from ..mixing import ModelGuide
 
     device = trainee.runtime.device
     loader = DeviceLoader(train, batch_size, train=True, mean=CIFAR10_MEAN, std=CIFAR10_STD,
                           generator=torch.Generator(device).manual_seed(0),
                           channels_last=trainee.runtime.channels_last)
-    mixer = trainer_mixer(aug, defaults, loader)
-    # the model-guided mixers' extra passes, also in the pipeline measure (mixing alone)
-    mixer.use_model(ModelGuide(trainee.network, trainee.runtime.autocast))
+    mixer = trainer_mixer(aug, defaults, loader, trainee)
     steps = partial(_train_steps, trainee.network, loader, mixer,
                     torch.Generator().manual_seed(1), trainee.optimizer, trainee.scaler,
                     trainee.runtime)
@@ -279,12 +276,18 @@ def build_mixer_for(aug: str, defaults: dict[str, Any]):
     return build_mixer(aug, 10, defaults["alpha"][aug], **defaults["aug_options"][aug])
 
 
-def trainer_mixer(aug: str, defaults: dict[str, Any], loader):
+def trainer_mixer(aug: str, defaults: dict[str, Any], loader, trainee=None):
     """A mixer as the trainer sets it up: bound to the loader, inside an epoch, so that it
-    draws an epoch's steps at once (StepLoader's steps past an epoch draw the next)."""
+    draws an epoch's steps at once (StepLoader's steps past an epoch draw the next), and
+    given the trainee's network (the model-guided mixers' extra passes: in the pipeline
+    measure too, since they are the mixing's cost)."""
+    from ..mixing import ModelGuide
+
     mixer = build_mixer_for(aug, defaults)
     mixer.bind(loader)
     mixer.set_epoch(1, 1)
+    if trainee is not None:
+        mixer.use_model(ModelGuide(trainee.network, trainee.runtime.autocast))
     return mixer
 
 
@@ -353,7 +356,8 @@ def measure_switches(plan: Plan, switches: Switches, fast: Switches, train, test
                 + (f" (median of {rounds})" if rounds > 1 else ""))
             yield record
             if label == "fast":
-                steps = partial(_run_pipeline, loader, trainer_mixer(aug, defaults, loader),
+                steps = partial(_run_pipeline, loader,
+                                trainer_mixer(aug, defaults, loader, trainee),
                                 torch.Generator().manual_seed(1))
                 count = pipeline_step_count(plan)
                 result = timed(plan.device, memory, partial(steps, plan.warmup),
