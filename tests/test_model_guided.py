@@ -238,9 +238,13 @@ def test_the_trainer_gives_the_mixer_the_plain_network_and_compile_is_allowed(co
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         scaler = torch.amp.GradScaler("cpu", enabled=False)
         runtime = Runtime(torch.device("cpu"), "fp32", False)
-        seen = []
-        original = mixer.mix_with_model
-        mixer.mix_with_model = lambda *args: seen.append(original(*args)) or seen[-1]
+        seen: list = []
+
+        def recorded(*args, original=mixer.mix_with_model, seen=seen):
+            seen.append(original(*args))
+            return seen[-1]
+
+        mixer.mix_with_model = recorded
         train_one_epoch(network, batches, mixer, generator(0), optimizer, scaler, runtime)
         assert mixer.guide.model is model and mixer.guide.passes == 3  # one per batch
         results.append((seen, model.linear.weight.detach().clone()))

@@ -1,4 +1,5 @@
-"""AttentiveMix (Walawalkar et al., ICASSP 2020, "Attentive CutMix"), guided by the model being trained.
+"""AttentiveMix (Walawalkar et al., ICASSP 2020, "Attentive CutMix"), guided by the network
+being trained.
 
 The partner's image is split into a grid x grid grid of equal cells; its
 last stage's activation map (the network's forward_features, averaged over

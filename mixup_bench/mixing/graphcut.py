@@ -1,4 +1,4 @@
-"""PuzzleMix's block-wise labelling (Kim et al., ICML 2020, section 3): the energy and its graph cut.
+"""PuzzleMix's block-wise labelling (Kim et al., ICML 2020, section 3): energy and graph cut.
 
 Each image is split into b x b blocks; every block gets a label j in
 0..n-1, the share of the row's OWN image in that block being m = j / (n - 1)
