@@ -176,16 +176,21 @@ def test_attentivemix_lambda_is_beta_rounded_to_whole_cells(alpha):
     assert ks_distance(lams, wrong) > ks_critical(count, 20000)  # the check can fail
 
 
+def check_inputs_unchanged_and_seeded(mixer, images: torch.Tensor,
+                                      labels: torch.Tensor) -> None:
+    """The mixer leaves its inputs alone; a seed gives one batch, another seed another."""
+    before, labels_before = images.clone(), labels.clone()
+    first, again = mixer(images, labels, generator(3)), mixer(images, labels, generator(3))
+    other = mixer(images, labels, generator(4))
+    assert torch.equal(images, before) and torch.equal(labels, labels_before)
+    assert torch.equal(first.images, again.images) and torch.equal(first.targets, again.targets)
+    assert not torch.equal(first.images, other.images)
+
+
 @pytest.mark.parametrize("lam_per", ["batch", "sample"])
 def test_attentivemix_inputs_unchanged_and_seeded(lam_per):
     images, labels = torch.randn(8, 3, 16, 16, generator=generator(0)), torch.arange(8)
-    before = images.clone()
-    mixer = guided("attentivemix", lam_per=lam_per)
-    first, again = mixer(images, labels, generator(3)), mixer(images, labels, generator(3))
-    other = mixer(images, labels, generator(4))
-    assert torch.equal(images, before) and torch.equal(labels, torch.arange(8))
-    assert torch.equal(first.images, again.images) and torch.equal(first.targets, again.targets)
-    assert not torch.equal(first.images, other.images)
+    check_inputs_unchanged_and_seeded(guided("attentivemix", lam_per=lam_per), images, labels)
 
 
 @pytest.mark.parametrize("options, expected", [

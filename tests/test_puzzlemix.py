@@ -18,7 +18,7 @@ from mixup_bench.mixing.transport import move_blocks, transport_sources
 from mixup_bench.models import model_names
 
 from .test_mixing_variants import ks_critical, ks_distance, numpy_beta
-from .test_model_guided import Probe
+from .test_model_guided import Probe, check_inputs_unchanged_and_seeded
 
 pytest.importorskip("gco")
 
@@ -180,14 +180,7 @@ def test_lambda_is_drawn_from_the_beta():
 
 
 def test_inputs_unchanged_and_seeded():
-    images, labels = labelled_batch(8)
-    before = images.clone()
-    mixer = guided()
-    first, again = mixer(images, labels, generator(3)), mixer(images, labels, generator(3))
-    other = mixer(images, labels, generator(4))
-    assert torch.equal(images, before) and torch.equal(labels, torch.arange(8))
-    assert torch.equal(first.images, again.images) and torch.equal(first.targets, again.targets)
-    assert not torch.equal(first.images, other.images)
+    check_inputs_unchanged_and_seeded(guided(), *labelled_batch(8))
 
 
 @pytest.mark.parametrize("options, expected", [
