@@ -189,7 +189,8 @@ def test_inputs_unchanged_and_seeded():
     ({"n_labels": 1}, "aug.n_labels=1: expected an integer in [2, 8]"),
     ({"transport": "yes"}, "aug.transport='yes': expected true or false"),
     ({"beta": -1}, "aug.beta=-1: expected a number >= 0"),
-    ({"t_size": 0}, "aug.t_size=0: expected an integer in [1, 8]"),
+    ({"t_size": 0}, "aug.t_size=0: expected 1, 2, 4 or 8"),
+    ({"neigh_size": 3}, "aug.neigh_size=3: expected 1, 2, 4 or 8"),
     ({"partner": "dataset"}, "aug.partner=dataset: expected permutation"),
     ({"grid": 4}, "aug.grid=4: expected an option of aug=puzzlemix ("),
 ])

@@ -67,10 +67,13 @@ def _parse(key: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise bad("true or false")
         return value
-    if key in ("n_labels", "neigh_size", "t_size"):
-        low = 2 if key == "n_labels" else 1
-        if type(value) is not int or not low <= value <= 8:
-            raise bad(f"an integer in [{low}, 8]")
+    if key == "n_labels":
+        if type(value) is not int or not 2 <= value <= 8:
+            raise bad("an integer in [2, 8]")
+        return value
+    if key in ("neigh_size", "t_size"):  # pixels; powers of 2 divide every block side
+        if type(value) is not int or value not in (1, 2, 4, 8):
+            raise bad("1, 2, 4 or 8")
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
             or not math.isfinite(value) or value < 0:
