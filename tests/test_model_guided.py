@@ -256,3 +256,33 @@ def test_the_trainer_gives_the_mixer_the_plain_network_and_compile_is_allowed(co
     (plain, plain_weight), (other, other_weight) = results
     assert all(torch.equal(a.images, b.images) for a, b in zip(plain, other, strict=True))
     assert torch.allclose(plain_weight, other_weight, atol=1e-6)
+
+
+class ThreeSteps:
+    """What a mixer needs of a training loader: its length, the steps in an epoch."""
+
+    generator = None
+
+    def __len__(self) -> int:
+        return 3
+
+
+@pytest.mark.parametrize("name", ["attentivemix", "puzzlemix"])
+def test_an_epochs_draws_made_at_its_first_step_equal_drawing_step_by_step(name):
+    if name == "puzzlemix":
+        pytest.importorskip("gco")
+    images = [cell_images(8, seed) for seed in range(3)]
+    labels = torch.arange(8)
+    model = Probe().train()
+    step_by_step = guided(name, model)
+    in_loop = guided(name, model)
+    in_loop.bind(ThreeSteps())
+    in_loop.set_epoch(1, 1)
+    loop_generator, step_generator = generator(5), generator(5)
+    for batch in images:
+        expected = step_by_step(batch, labels, step_generator)
+        got = in_loop(batch, labels, loop_generator)
+        assert torch.equal(got.images, expected.images)
+        assert torch.equal(got.targets, expected.targets)
+        assert in_loop._epoch_draws is not None and in_loop._epoch_draws.key[0] == 8
+    assert torch.equal(loop_generator.get_state(), step_generator.get_state())
