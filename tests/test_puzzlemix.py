@@ -13,7 +13,13 @@ from omegaconf import OmegaConf
 from mixup_bench.config import validate
 from mixup_bench.errors import ConfigError
 from mixup_bench.mixing import ModelGuide, build_mixer, mixer_names
-from mixup_bench.mixing.graphcut import label_prior, labelling_energy, solve_labelling
+from mixup_bench.mixing.graphcut import (
+    label_prior,
+    labelling_costs,
+    labelling_energy,
+    own_share_masks,
+    solve_labelling,
+)
 from mixup_bench.mixing.transport import move_blocks, transport_sources
 from mixup_bench.models import model_names
 
@@ -69,6 +75,20 @@ def test_three_label_swap_is_a_local_minimum_and_mostly_the_global_one():
                 changed[place] = label
                 assert labelling_energy(*costs, changed) >= found
     assert optimal >= 34  # measured: 36 of these 40 (94 of 100 random cases at seed 0)
+
+
+@pytest.mark.parametrize("n_labels", [2, 3])
+def test_each_block_keeps_the_image_whose_saliency_it_holds(n_labels):
+    """Image 0 is salient on the left, image 1 on the right; mixed with each other at
+    lambda 0.5, each keeps its salient half and takes the other's salient half."""
+    saliency = torch.zeros(2, 32, 32)
+    saliency[0, :, :16], saliency[1, :, 16:] = 1.0, 1.0
+    pixels = torch.full((2, 3, 32, 32), 0.5)
+    costs = labelling_costs(saliency, pixels, torch.tensor([1, 0]), torch.tensor([0.5, 0.5]),
+                            4, n_labels, beta=1.2, gamma=0.5, eta=0.2, neigh_size=4)
+    shares = own_share_masks(costs)
+    assert shares[0, :, :2].eq(1).all() and shares[0, :, 2:].eq(0).all()
+    assert shares[1, :, :2].eq(0).all() and shares[1, :, 2:].eq(1).all()
 
 
 def test_label_prior_is_the_binomial():
