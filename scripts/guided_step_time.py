@@ -33,6 +33,17 @@ def case_label(name: str, options: dict) -> str:
     return name + "".join(f" {key}={value}" for key, value in options.items())
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -69,7 +80,7 @@ def main() -> None:
             step()
             times[label].append((time.perf_counter() - start) * 1e3)
     lines = [f"# Model-guided mixing cost on the CPU ({datetime.date.today()})", "",
-             f"Machine: {platform.processor() or platform.machine()}, "
+             f"Machine: {cpu_name()}, "
              f"{torch.get_num_threads()} threads, torch {torch.__version__}; shared with other "
              "jobs while it ran, so absolute times are rough.",
              f"Command: `python scripts/guided_step_time.py --rounds {args.rounds}`", "",
