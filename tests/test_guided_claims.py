@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mixup_bench.report.claim_schema import load_claims
-from mixup_bench.report.judging import CONTRADICTED, NOT_RUN, SUPPORTED
-from mixup_bench.report.verdicts import evaluate_claims
+from mixup_bench.report.judgement.claim_schema import load_claims
+from mixup_bench.report.judgement.judging import CONTRADICTED, NOT_RUN, SUPPORTED
+from mixup_bench.report.judgement.verdicts import evaluate_claims
 
 from .test_report import load_all, write_run
 
