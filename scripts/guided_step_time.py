@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 
 from mixup_bench.mixing import ModelGuide, build_mixer, soft_target_cross_entropy
 from mixup_bench.models import build_model
+from mixup_bench.train.runtime import device_name
 
 BATCH = 128
 CASES = [("mixup", 0.2, {}), ("cutmix", 1.0, {}), ("attentivemix", 1.0, {}),
@@ -31,17 +31,6 @@ CASES = [("mixup", 0.2, {}), ("cutmix", 1.0, {}), ("attentivemix", 1.0, {}),
 
 def case_label(name: str, options: dict) -> str:
     return name + "".join(f" {key}={value}" for key, value in options.items())
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux), else what platform knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -80,7 +69,7 @@ def main() -> None:
             step()
             times[label].append((time.perf_counter() - start) * 1e3)
     lines = [f"# Model-guided mixing cost on the CPU ({datetime.date.today()})", "",
-             f"Machine: {cpu_name()}, "
+             f"Machine: {device_name(torch.device('cpu'))}, "
              f"{torch.get_num_threads()} threads, torch {torch.__version__}; shared with other "
              "jobs while it ran, so absolute times are rough.",
              f"Command: `python scripts/guided_step_time.py --rounds {args.rounds}`", "",
