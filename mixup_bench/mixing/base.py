@@ -72,6 +72,10 @@ class Mixer:
         """Called once with the training DeviceLoader, for mixers that draw partners from it."""
         self.loader = loader
 
+    def use_model(self, guide: Any) -> None:
+        """Called by the trainer before each epoch with a guided.ModelGuide of the network
+        being trained; only model-guided mixers (guided.ModelGuidedMixer) use it."""
+
     def summary(self) -> dict[str, Any]:
         """The effective settings, JSON-ready (options that have no effect are None)."""
         return {"name": self.name, "alpha": self.alpha,

@@ -26,7 +26,7 @@ from ..data import DeviceLoader, load_dataset
 from ..errors import CheckpointError, OutputError, UserError
 from ..jsonio import write_json_atomic
 from ..loggers import Place, open_loggers
-from ..mixing import Mixer, build_mixer
+from ..mixing import Mixer, ModelGuide, build_mixer
 from ..models import init_record
 from . import checkpoint
 from .loop import Diverged, evaluate, train_one_epoch
@@ -193,6 +193,7 @@ def _set_up(cfg: DictConfig, config: dict[str, Any], place: Place, runtime: Runt
     aug_options = {key: value for key, value in config["aug"].items() if key != "name"}
     mixer = build_mixer(cfg.aug.name, dataset.num_classes, cfg.alpha, **aug_options)
     mixer.bind(train_loader)
+    mixer.use_model(ModelGuide(trainee.network, trainee.runtime.autocast))  # for samples.png
     summary["mixer"] = mixer.summary()
     log.info("%s on %s (%s, %s%s): %d training images, %d test images, %d steps/epoch",
              cfg.model.name, summary["environment"]["device_name"], device, runtime.precision,
