@@ -55,7 +55,8 @@ def size_groups(boxes: torch.Tensor) -> dict[str, object]:
     distinct, group = torch.unique(sizes, dim=0, return_inverse=True)
     order = torch.argsort(group, stable=True)
     counts = torch.bincount(group, minlength=distinct.shape[0])
-    groups = [(int(h), int(w), int(n)) for (h, w), n in zip(distinct.tolist(), counts.tolist())]
+    groups = [(int(h), int(w), int(n))
+              for (h, w), n in zip(distinct.tolist(), counts.tolist(), strict=True)]
     return {"order": order, "groups": groups}
 
 

@@ -9,13 +9,16 @@ of its pixels (1 - box area / image area for its own label).
 
 The saliency map is OpenCV's StaticSaliencyFineGrained (Montabone and Soto
 2010), the one the paper and OpenMixup use, computed here in torch on the
-images' device: on a grey image g, smoothed twice by a 3 x 3 binomial
-kernel, for each of the radii 12, 24, 48, 28, 56,
-112 the mean m of the square neighbourhood around each pixel (clipped to the
-image, the pixel itself left out), the centre-on part max(g - m, 0) and the
-centre-off part max(m - g, 0) summed over radii, each sum scaled to a peak of
-1, and the two added. tests/test_saliencymix.py compares the peak locations
-with OpenCV's on real CIFAR-10 images.
+images' device: on a grey image g, smoothed twice by a 3 x 3 binomial kernel,
+for each of the radii 12, 24, 48, 28, 56, 112 the mean m of the square
+neighbourhood around each pixel (clipped to the image, the pixel itself left
+out), the centre-on part max(g - m, 0) and the centre-off part max(m - g, 0)
+summed over radii, each sum scaled to a peak of 1, and the two added.
+tests/test_saliency_opencv.py compares it with OpenCV's on 200 real CIFAR-10
+images: the maps correlate at 0.9996 on average and the peak is the same
+pixel for 78% of them, within 2 pixels for 97% (OpenCV rounds to 8 bits at
+every stage, which makes ties). Its peak, like OpenMixup's, is read from the
+normalised images as the batch holds them.
 
 What differs from OpenMixup's code (openmixup/models/augments/saliencymix.py)
 and why:
