@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from mixup_bench.report.claim_schema import load_claims
 from mixup_bench.report.judging import SUPPORTED
 from mixup_bench.report.verdicts import evaluate_claims
 
-from .conftest import TINY, run_cli
+from .conftest import REPO, TINY, run_cli
 from .test_datasets import write_cifar100
 from .test_report import load_all, write_run
 
@@ -123,3 +124,28 @@ def test_one_epoch_of_the_preset_on_a_small_synthetic_cifar100(tmp_path):
     assert summary["status"] == "finished" and summary["epochs_completed"] == 1
     assert summary["config"]["data"]["num_classes"] == 100
     assert summary["train_images"] == 200 and summary["test_images"] == 200
+
+
+def test_make_reproduce_methods_runs_every_claimed_method_with_its_alpha(tmp_path):
+    """`make -n`: vanilla and each method of METHODS, 3 seeds, OpenMixup's protocol and alpha,
+    one fixed sweep folder each, then the report; every claim's method is in METHODS."""
+    result = subprocess.run(["make", "-n", "--no-print-directory", "reproduce-methods",
+                             f"VENV={tmp_path / 'venv'}", "MB=mb"],
+                            cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    runs = [line.split() for line in result.stdout.splitlines() if line.startswith("mb train")]
+    found = {}
+    for words in runs:
+        options = dict(word.split("=", 1) for word in words[3:] if "=" in word)
+        assert words[2] == "-m" and options["experiment"] == "openmixup"
+        assert options["seed"] == "0,1,2"
+        assert options["hydra.sweep.dir"] == (f"multirun/methods/{options['data']}/"
+                                              f"{options['aug']}")
+        found[(options["data"], options["aug"])] = float(options.get("alpha", "nan"))
+    claims = openmixup_claims()
+    assert {key: found[key] for key in claims} == {
+        key: claim["treatment"]["alpha"] for key, claim in claims.items()}
+    assert ("cifar10", "none") in found and ("cifar100", "none") in found
+    assert len(runs) == len(found)  # one sweep per data set and method
+    assert result.stdout.strip().splitlines()[-1] == "mb report multirun/methods --out " \
+                                                     "results/methods"
