@@ -74,8 +74,8 @@ def fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
     up to its 8-bit rounding (see the module docstring)."""
     gray = blur(blur(grey(images)))  # smoothed twice, as OpenCV does (after Frintrop and Itti)
     count, height, width = gray.shape
-    # integral[n, y, x] = sum of gray[n, :y, :x] (float64: exact sums of many pixels).
-    integral = F.pad(gray.double().cumsum(1).cumsum(2), (1, 0, 1, 0))
+    # integral[n, y, x] = sum of gray[n, :y, :x].
+    integral = F.pad(gray.cumsum(1).cumsum(2), (1, 0, 1, 0))
     ys = torch.arange(height, device=gray.device)
     xs = torch.arange(width, device=gray.device)
     on = torch.zeros_like(gray)
@@ -84,10 +84,11 @@ def fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
         # The window [p - radius + 1, p + radius + 1) around pixel p, clipped (OpenCV's).
         top, bottom = (ys - radius + 1).clamp(0, height), (ys + radius + 1).clamp(0, height)
         left, right = (xs - radius + 1).clamp(0, width), (xs + radius + 1).clamp(0, width)
-        window = (integral[:, bottom][:, :, right] - integral[:, top][:, :, right]
-                  - integral[:, bottom][:, :, left] + integral[:, top][:, :, left])
+        below, above = integral.index_select(1, bottom), integral.index_select(1, top)
+        window = (below.index_select(2, right) - above.index_select(2, right)
+                  - below.index_select(2, left) + above.index_select(2, left))
         area = (bottom - top).view(-1, 1) * (right - left).view(1, -1)
-        surround = ((window - gray) / (area - 1).clamp(min=1)).float()
+        surround = (window - gray) / (area - 1).clamp(min=1)
         on += (gray - surround).clamp(min=0)
         off += (surround - gray).clamp(min=0)
     peak_on = on.flatten(1).amax(dim=1).clamp(min=1e-12).view(count, 1, 1)
