@@ -10,7 +10,7 @@ per example (aug.lam_per=sample); Manifold Mixup mixes inside the network's forw
 which this does not run, so it is left out. Compare two commits by running it from each
 checkout in turn:
 
-    PYTHONPATH=<checkout> python scripts/mixing_step_time.py <label> [--rounds N]
+    PYTHONPATH=<checkout> python scripts/mixing_step_time.py <label> [--rounds N] [--steps S]
 """
 
 from __future__ import annotations
@@ -37,34 +37,41 @@ class EpochOfBatches:
 
     generator = None
 
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
     def __len__(self) -> int:
-        return STEPS_PER_EPOCH
+        return self.steps
 
 
-def epoch_milliseconds_per_step(mixer, epoch: int, epochs: int, images: torch.Tensor,
-                                labels: torch.Tensor, generator: torch.Generator) -> float:
+def epoch_milliseconds_per_step(mixer, epoch: int, epochs: int, steps: int,
+                                images: torch.Tensor, labels: torch.Tensor,
+                                generator: torch.Generator) -> float:
     mixer.set_epoch(epoch, epochs)
     start = time.perf_counter()
-    for _ in range(STEPS_PER_EPOCH):
+    for _ in range(steps):
         mixer(images, labels, generator)
-    return (time.perf_counter() - start) / STEPS_PER_EPOCH * 1e3
+    return (time.perf_counter() - start) / steps * 1e3
 
 
-def milliseconds_per_step(cases=CASES, rounds: int = 11, warm_up: int = 1) -> list[float]:
+def milliseconds_per_step(cases=CASES, rounds: int = 11, warm_up: int = 1,
+                          steps: int = STEPS_PER_EPOCH) -> list[float]:
     """Per case, the median over rounds (the first `warm_up` left out) of an epoch's mixing
-    time per step, the cases interleaved within each round."""
+    time per step (`steps` steps an epoch), the cases interleaved within each round."""
+    if rounds <= warm_up:
+        raise ValueError(f"rounds={rounds}: expected more than the {warm_up} warm-up round(s)")
     images = torch.randn(BATCH, 3, 32, 32).contiguous(memory_format=torch.channels_last)
     labels = torch.randint(10, (BATCH,))
     mixers, generators = [], []
     for name, alpha, options in cases:
         mixer = build_mixer(name, 10, alpha, **options)
-        mixer.bind(EpochOfBatches())
+        mixer.bind(EpochOfBatches(steps))
         mixers.append(mixer)
         generators.append(torch.Generator().manual_seed(0))
     times: list[list[float]] = [[] for _ in cases]
     for epoch in range(1, rounds + 1):
         for index, mixer in enumerate(mixers):
-            spent = epoch_milliseconds_per_step(mixer, epoch, rounds, images, labels,
+            spent = epoch_milliseconds_per_step(mixer, epoch, rounds, steps, images, labels,
                                                 generators[index])
             if epoch > warm_up:
                 times[index].append(spent)
@@ -76,8 +83,10 @@ if __name__ == "__main__":
     parser.add_argument("label", nargs="?", default="this checkout")
     parser.add_argument("--rounds", type=int, default=11, help="epochs per case (the first "
                         "is a warm-up)")
+    parser.add_argument("--steps", type=int, default=STEPS_PER_EPOCH,
+                        help="steps per epoch (default 78: 10,000 images)")
     arguments = parser.parse_args()
     torch.set_num_threads(2)
     for (name, _, options), milliseconds in zip(CASES, milliseconds_per_step(
-            rounds=arguments.rounds), strict=True):
+            rounds=arguments.rounds, steps=arguments.steps), strict=True):
         print(f"{arguments.label} {name} {options or ''}: {milliseconds:.3f} ms/step")

@@ -8,28 +8,18 @@ tests are skipped. Slow (one ResNet-18 epoch on the CPU per method): `make test-
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from mixup_bench.mixing import mixer_names
 
-from .conftest import SHARED_DATA, TINY, run_cli
+from .conftest import TINY, run_cli, shared_cifar10
 
 
 @pytest.fixture(scope="module")
 def tiny_real_root(tmp_path_factory) -> Path:
-    shared = Path(os.environ.get("MIXUP_BENCH_SHARED_DATA", SHARED_DATA))
-    script = shared / "make_cifar10.py"
-    if not (script.is_file() and (shared / "cifar10-jpeg.tar.xz").is_file()):
-        pytest.skip(f"{shared} (the JPEG copy of CIFAR-10) is not here")
-    root = tmp_path_factory.mktemp("tiny_real")
-    subprocess.run([sys.executable, str(script), str(root), "--train-per-class", "20",
-                    "--test-per-class", "5"], check=True, capture_output=True)
-    return root
+    return shared_cifar10(tmp_path_factory, train_per_class=20, test_per_class=5)
 
 
 @pytest.mark.slow

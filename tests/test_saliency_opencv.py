@@ -12,11 +12,7 @@ rounding at every stage (its map has many tied maxima; numpy.argmax takes the fi
 
 from __future__ import annotations
 
-import os
 import pickle
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,7 +20,7 @@ import torch
 
 from mixup_bench.mixing.saliencymix import fine_grained_saliency, saliency_peaks
 
-from .conftest import SHARED_DATA
+from .conftest import shared_cifar10
 
 PER_CLASS = 20
 
@@ -32,13 +28,7 @@ PER_CLASS = 20
 @pytest.fixture(scope="module")
 def real_test_images(tmp_path_factory) -> np.ndarray:
     """(N, 3, 32, 32) uint8 RGB test images of the shared CIFAR-10 copy, or skip."""
-    shared = Path(os.environ.get("MIXUP_BENCH_SHARED_DATA", SHARED_DATA))
-    script = shared / "make_cifar10.py"
-    if not (script.is_file() and (shared / "cifar10-jpeg.tar.xz").is_file()):
-        pytest.skip(f"{shared} (the JPEG copy of CIFAR-10) is not here")
-    root = tmp_path_factory.mktemp("cifar_saliency")
-    subprocess.run([sys.executable, str(script), str(root), "--train-per-class", "1",
-                    "--test-per-class", str(PER_CLASS)], check=True, capture_output=True)
+    root = shared_cifar10(tmp_path_factory, train_per_class=1, test_per_class=PER_CLASS)
     with (root / "cifar-10-batches-py" / "test_batch").open("rb") as handle:
         batch = pickle.load(handle, encoding="latin1")  # our own file, just written
     return np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
