@@ -40,6 +40,8 @@ mean back would synchronise every step).
 
 from __future__ import annotations
 
+from collections import Counter
+
 import torch
 import torch.nn.functional as F
 
@@ -80,7 +82,10 @@ def fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
     xs = torch.arange(width, device=gray.device)
     on = torch.zeros_like(gray)
     off = torch.zeros_like(gray)
-    for radius in SALIENCY_RADII:
+    # A radius of max(H, W) or more spans the whole image around every pixel: such radii
+    # give one window, computed once and counted for each of them.
+    radii = Counter(min(radius, max(height, width)) for radius in SALIENCY_RADII)
+    for radius, repeats in radii.items():
         # The window [p - radius + 1, p + radius + 1) around pixel p, clipped (OpenCV's).
         top, bottom = (ys - radius + 1).clamp(0, height), (ys + radius + 1).clamp(0, height)
         left, right = (xs - radius + 1).clamp(0, width), (xs + radius + 1).clamp(0, width)
@@ -89,8 +94,8 @@ def fine_grained_saliency(images: torch.Tensor) -> torch.Tensor:
                   - below.index_select(2, left) + above.index_select(2, left))
         area = (bottom - top).view(-1, 1) * (right - left).view(1, -1)
         surround = (window - gray) / (area - 1).clamp(min=1)
-        on += (gray - surround).clamp(min=0)
-        off += (surround - gray).clamp(min=0)
+        on += repeats * (gray - surround).clamp(min=0)
+        off += repeats * (surround - gray).clamp(min=0)
     peak_on = on.flatten(1).amax(dim=1).clamp(min=1e-12).view(count, 1, 1)
     peak_off = off.flatten(1).amax(dim=1).clamp(min=1e-12).view(count, 1, 1)
     return on / peak_on + off / peak_off
