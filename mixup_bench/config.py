@@ -22,7 +22,8 @@ class Rule:
     """One config key: its accepted type and the values it may take."""
 
     key: str
-    kind: str  # "int", "float", "bool", "str", "optional_float", "optional_int", "int_list", "any"
+    kind: str  # "int", "float", "bool", "str", "optional_float", "optional_int", "optional_str",
+    # "int_list", "str_list", "any"
     allowed: str  # what the user is told when the value is refused
     check: Callable[[Any], bool] = lambda value: True
     required: bool = True  # False: only some group options have the key
@@ -120,6 +121,22 @@ RULES: tuple[Rule, ...] = (
     Rule("trainer.num_threads", "int", "an integer >= 0 (0: torch's default)", _non_negative),
     Rule("trainer.progress", "bool", "true or false"),
     Rule("trainer.samples", "bool", "true or false"),
+    # The logger group (conf/logger/): every key optional, since each logger is chosen apart.
+    Rule("logger.tensorboard", "any", "{} (no options)", lambda value: value == {},
+         required=False),
+    Rule("logger.csv", "any", "{} (no options)", lambda value: value == {}, required=False),
+    Rule("logger.mlflow.tracking_uri", "optional_str",
+         "a path or an MLflow tracking URI (or null: mlruns/ beside the run)", required=False),
+    Rule("logger.mlflow.experiment_name", "str", "an experiment name", required=False),
+    Rule("logger.mlflow.run_name", "optional_str", "a run name (or null)", required=False),
+    Rule("logger.wandb.mode", "str", "offline, online or disabled",
+         _one_of("offline", "online", "disabled"), required=False),
+    Rule("logger.wandb.project", "str", "a project name", required=False),
+    Rule("logger.wandb.entity", "optional_str", "an entity (or null)", required=False),
+    Rule("logger.wandb.name", "optional_str", "a run name (or null)", required=False),
+    Rule("logger.wandb.group", "optional_str", "a group name (or null)", required=False),
+    Rule("logger.wandb.tags", "str_list", "a list of strings, e.g. [baseline,cpu]",
+         required=False),
 )
 
 # The speed switches: how a run uses its hardware, never what it computes in exact arithmetic.
@@ -189,10 +206,13 @@ def _coerce(rule: Rule, value: Any) -> Any:
         if not isinstance(value, str) or not value:
             raise ValueError
         return value
-    if rule.kind == "int_list":
+    if rule.kind == "optional_str":
+        return None if value is None else _coerce(Rule(rule.key, "str", rule.allowed), value)
+    if rule.kind in ("int_list", "str_list"):
         if not isinstance(value, (list, tuple)):
             raise ValueError
-        return [_coerce(Rule(rule.key, "int", rule.allowed), item) for item in value]
+        return [_coerce(Rule(rule.key, rule.kind[:-len("_list")], rule.allowed), item)
+                for item in value]
     raise AssertionError(f"unknown rule kind {rule.kind}")
 
 

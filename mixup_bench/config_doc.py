@@ -22,7 +22,7 @@ import yaml
 CONF = Path(__file__).resolve().parent.parent / "conf"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "config.md"
 # The groups with keys of their own, in the order of conf/train.yaml's defaults list.
-GROUPS = ("data", "model", "aug_options", "optim", "sched", "trainer")
+GROUPS = ("data", "model", "aug_options", "optim", "sched", "trainer", "logger")
 _KEY_LINE = re.compile(r"^(\s*)([A-Za-z_][\w]*):(.*)$")
 
 
@@ -77,7 +77,7 @@ def read_entries(path: Path) -> list[Entry]:
         value = values
         for piece in dotted.split("."):
             value = value.get(piece) if isinstance(value, dict) else None
-        if isinstance(value, dict):
+        if isinstance(value, dict) and value:  # an empty mapping ({}) is a key of its own
             parents.append((indent, key))
             above = []
             continue

@@ -53,6 +53,7 @@ def _read_summary(run_dir: Path) -> dict[str, Any] | None:
 
 def _job(cfg: DictConfig) -> Any:
     from .config import check
+    from .loggers import check_available
     from .mixing import build_mixer, mixer_names
     from .models import model_names, timm_problem
     from .train.loop import check_compilable
@@ -86,6 +87,7 @@ def _job(cfg: DictConfig) -> Any:
                             **{key: value for key, value in config["aug"].items()
                                if key != "name"})
         check_compilable(bool(cfg.trainer.compile), mixer)
+        check_available(config.get("logger"))  # a chosen tracker's package is installed
         if previous is not None and multirun:
             # Re-running a sweep: skip what finished with this config, resume the rest.
             # Keys that cannot change the results (train.safety.HARMLESS_KEYS) may differ; the
@@ -100,7 +102,8 @@ def _job(cfg: DictConfig) -> Any:
         from .train.run import run
 
         summary = run(cfg, run_dir, overrides=list(hydra_config.overrides.task),
-                      choices=dict(hydra_config.runtime.choices))
+                      choices=dict(hydra_config.runtime.choices),
+                      sweep_dir=Path(hydra_config.sweep.dir) if multirun else None)
     except UserError as error:
         if previous is None:
             _record_failure(run_dir, cfg, str(error))

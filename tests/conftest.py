@@ -60,6 +60,21 @@ def real_cifar_root(tmp_path_factory) -> Path:
     return root
 
 
+def shared_cifar10(factory: pytest.TempPathFactory, train_per_class: int,
+                   test_per_class: int) -> Path:
+    """A folder of real (JPEG-derived) CIFAR-10 images written from the shared copy
+    (../shared/data, or $MIXUP_BENCH_SHARED_DATA), or skip when it is not there."""
+    shared = Path(os.environ.get("MIXUP_BENCH_SHARED_DATA", SHARED_DATA))
+    script = shared / "make_cifar10.py"
+    if not (script.is_file() and (shared / "cifar10-jpeg.tar.xz").is_file()):
+        pytest.skip(f"{shared} (the JPEG copy of CIFAR-10) is not here")
+    root = factory.mktemp("shared_cifar10")
+    subprocess.run([sys.executable, str(script), str(root), "--train-per-class",
+                    str(train_per_class), "--test-per-class", str(test_per_class)],
+                   check=True, capture_output=True)
+    return root
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
             timeout: int = 600, module: bool = True) -> subprocess.CompletedProcess:
     """Run `mixup-bench ARGS` in a fresh interpreter, as a user would (module=False:

@@ -101,7 +101,7 @@ def test_each_trial_is_scored_by_validation_never_test(monkeypatch, cifar_root, 
     def validation(alpha: float) -> float:  # peaks at alpha 0.3; the test score grows with alpha
         return 1 - abs(math.log(alpha / 0.3)) / 10
 
-    def fake_run(cfg, run_dir, overrides=None, choices=None):
+    def fake_run(cfg, run_dir, **_):
         # The largest alpha diverges after a good first epoch: it must not be scored.
         status = "diverged" if cfg.alpha > 1.5 else "finished"
         return {"status": status, "final_val_acc": validation(cfg.alpha),

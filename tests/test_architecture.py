@@ -5,7 +5,7 @@ a function, is read with ast and resolved to the module it loads. The layers
 (docs/architecture.md):
 
     leaves (errors, config, jsonio) <- data, models <- mixing <- train <- bench
-    leaves <- report;   cli, hydra_app on top
+    leaves <- report;   leaves <- loggers <- train;   cli, hydra_app on top
 
 and inside report/, the stages of its data flow:
 
@@ -23,12 +23,13 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mixup_bench"
 NAME = "mixup_bench"
 # Layer of each top-level part; an import may only go to a lower layer or stay inside its part.
 LAYERS = {"__init__": 0, "errors": 0, "config": 0, "jsonio": 0, "conf": 0,
-          "data": 1, "models": 1, "report": 1,
+          "data": 1, "models": 1, "report": 1, "loggers": 1,
           "mixing": 2, "train": 3, "bench": 4, "cli": 5, "hydra_app": 5,
           "config_doc": 5}
 # What each part may import besides the leaves (layer 0) and itself.
-ALLOWED = {"data": set(), "models": set(), "report": set(), "mixing": {"data", "models"},
-           "train": {"data", "models", "mixing"}, "bench": {"data", "models", "mixing", "train"},
+ALLOWED = {"data": set(), "models": set(), "report": set(), "loggers": set(),
+           "mixing": {"data", "models"}, "train": {"data", "models", "mixing", "loggers"},
+           "bench": {"data", "models", "mixing", "train"},
            "cli": set(LAYERS), "hydra_app": set(LAYERS), "config_doc": {"mixing"}}
 # Inside report/: each stage's layer, and the stages it may import besides its own and the
 # leaves of the report (its __init__ and stats).

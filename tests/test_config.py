@@ -89,8 +89,7 @@ def test_openmixup_preset_is_openmixups_cifar10_protocol():
     ("model.name", "resnet19", "model.name='resnet19': expected one of preact_resnet18, "
                                "preact_resnet18_timm, resnet18 (did you mean resnet18?)"),
     ("model.zero_init_last", "yes", "model.zero_init_last='yes': expected true or false"),
-    ("aug.name", "mixupp", "aug.name='mixupp': expected one of cutmix, fmix, manifold_mixup, "
-                           "mixup, mixup_cutmix, none, resizemix "
+    ("aug.name", "mixupp", f"aug.name='mixupp': expected one of {', '.join(mixer_names())} "
                            "(did you mean mixup?)"),
     ("data.verify", "yes", "data.verify='yes': expected true or false"),
     ("trainer.optimizer_step", "fast", "trainer.optimizer_step='fast': expected foreach, fused "

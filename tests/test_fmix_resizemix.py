@@ -175,31 +175,7 @@ def test_fmix_masks_are_low_frequency():
 # --- inputs, seeds, options, configs ------------------------------------------------
 
 
-@pytest.mark.parametrize("name", METHODS)
-@pytest.mark.parametrize("lam_per", ["batch", "sample"])
-def test_inputs_are_not_changed_in_place(name, lam_per):
-    images = torch.randn(8, 3, 16, 16, generator=generator(0))
-    labels = torch.arange(8)
-    before, labels_before = images.clone(), labels.clone()
-    mixed = build_mixer(name, 10, 1.0, lam_per=lam_per)(images, labels, generator(1))
-    assert torch.equal(images, before) and torch.equal(labels, labels_before)
-    assert mixed.images.data_ptr() != images.data_ptr()
-
-
-@pytest.mark.parametrize("name", METHODS)
-@pytest.mark.parametrize("lam_per", ["batch", "sample"])
-def test_the_same_seed_gives_the_same_batch(name, lam_per):
-    images = torch.randn(8, 3, 16, 16, generator=generator(0))
-    labels = torch.arange(8)
-    mixer = build_mixer(name, 10, 1.0, lam_per=lam_per)
-    first, again = mixer(images, labels, generator(3)), mixer(images, labels, generator(3))
-    other = mixer(images, labels, generator(4))
-    assert torch.equal(first.images, again.images) and torch.equal(first.targets, again.targets)
-    assert first.lam == again.lam
-    assert (first.lams is None) == (lam_per == "batch")
-    if first.lams is not None:
-        assert torch.equal(first.lams, again.lams)
-    assert not torch.equal(first.images, other.images)
+# Inputs never changed in place, and seeding: tests/test_mixing_static.py (every method).
 
 
 @pytest.mark.parametrize("name, options, expected", [

@@ -39,7 +39,7 @@ def test_summarise_final_best_and_mean_of_last_ten():
 
 
 def test_metrics_log_appends_reads_back_and_ignores_a_torn_line(tmp_path):
-    log = MetricsLog(tmp_path, tensorboard=False)
+    log = MetricsLog(tmp_path)
     log.append({"epoch": 1, "test_acc": 0.5, "train_loss": float("nan")})
     log.append({"epoch": 2, "test_acc": 0.6})
     with log.path.open("a") as handle:

@@ -20,7 +20,7 @@ STEPS = 3  # steps per epoch: len() of the bound loader
 # (aug, alpha, options) for every branch of the drawing code: aug.prob's draw, lam_per,
 # lam_min's redraws, lam_fold, partner=dataset (indices and crop seeds), alpha schedules,
 # off_last_epochs, Mixup-or-CutMix's switch per batch and per row, Manifold Mixup's layer,
-# and the mixers that still draw per step (FMix, ResizeMix) or draw nothing.
+# FMix, ResizeMix, SaliencyMix, GridMix and SmoothMix, and a mixer that draws nothing.
 CASES = {
     "mixup": ("mixup", 1.0, {}),
     "mixup_sample": ("mixup", 0.4, {"lam_per": "sample"}),
@@ -44,7 +44,17 @@ CASES = {
     "resizemix": ("resizemix", 1.0, {}),
     "resizemix_sample": ("resizemix", 1.0, {"lam_per": "sample", "partner": "dataset"}),
     "none": ("none", None, {}),
+    "saliencymix": ("saliencymix", 1.0, {}),
+    "saliencymix_sample_dataset": ("saliencymix", 1.0, {"lam_per": "sample",
+                                                        "partner": "dataset"}),
+    "gridmix": ("gridmix", 0.2, {}),
+    "gridmix_sample_prob": ("gridmix", 0.2, {"lam_per": "sample", "prob": 0.5}),
+    "smoothmix": ("smoothmix", 0.5, {}),
+    "smoothmix_sample_dataset": ("smoothmix", 0.5, {"lam_per": "sample", "partner": "dataset"}),
 }
+# The methods added after the per-step code (no digest of theirs from before).
+NEW_CASES = sorted(case for case in CASES if case.split("_")[0] in
+                   ("saliencymix", "gridmix", "smoothmix"))
 
 # digest() of each case computed with the per-step drawing code this change replaced
 # (commit 141b762: every draw made at its step, partners and lambdas copied per step).
@@ -136,7 +146,7 @@ def digest(case: str) -> str:
     return sha.hexdigest()[:16]
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", sorted(PER_STEP_DIGESTS))
 def test_the_epochs_draws_equal_the_per_step_draws_of_before(case):
     """The same images, targets, lambdas and generator state as the per-step code gave for
     the same seed (digests recorded from it, values rounded to 4-5 decimals)."""
@@ -144,7 +154,8 @@ def test_the_epochs_draws_equal_the_per_step_draws_of_before(case):
 
 
 @pytest.mark.parametrize("case", ["mixup", "mixup_prob", "cutmix_sample",
-                                  "mixup_cutmix_sample_dataset", "manifold_sample"])
+                                  "mixup_cutmix_sample_dataset", "manifold_sample", "fmix",
+                                  "fmix_sample", "resizemix", "resizemix_sample", *NEW_CASES])
 def test_in_a_training_loop_and_per_call_give_the_same_batches(case):
     """Exactly (torch.equal): in an epoch of 2 x len(loader) steps the draws are made twice."""
     in_loop, in_loop_generator = run_epochs(case, epochs=((1, 2 * STEPS),))
@@ -237,7 +248,8 @@ class MetaPartnerLoader:
 @pytest.mark.parametrize("case", ["mixup", "mixup_sample", "mixup_prob", "mixup_dataset",
                                   "cutmix", "cutmix_sample", "cutmix_prob_dataset",
                                   "mixup_cutmix", "mixup_cutmix_sample",
-                                  "mixup_cutmix_sample_dataset", "manifold_sample"])
+                                  "mixup_cutmix_sample_dataset", "manifold_sample", "fmix",
+                                  "fmix_sample", "resizemix", "resizemix_sample", *NEW_CASES])
 def test_a_training_step_copies_nothing_to_the_device_and_never_syncs(case, monkeypatch):
     """The meta device stands in for the GPU: its tensors have shapes but no data.
 

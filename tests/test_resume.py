@@ -194,7 +194,7 @@ def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monke
 
     monkeypatch.setattr(torch, "save", disk_full)
     writer = checkpoint.BackgroundWriter(path)
-    metrics = MetricsLog(tmp_path, tensorboard=False)
+    metrics = MetricsLog(tmp_path)
     save_epoch(writer, metrics, {"epoch": 2}, {"epoch": 2})  # written in the background
     with pytest.raises(OutputError) as error:  # found out before epoch 3 is recorded
         save_epoch(writer, metrics, {"epoch": 3}, {"epoch": 3})

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data import CIFAR10_MEAN, CIFAR10_STD, Split
+from .plan import AUGS
 
 
 class PilDataset(torch.utils.data.Dataset):
@@ -199,7 +200,7 @@ def measure(plan, train: Split, test: Split, defaults: dict[str, Any], timer: Ca
         loader = build_loader(train, batch_size, train=True, workers=plan.workers,
                               pin_memory=device.type == "cuda")
         batches = endless(loader)
-        for aug in plan.augs:
+        for aug in [name for name in plan.augs if name in AUGS]:  # no model-guided ones
             alpha = defaults["alpha"][aug]
             steps = partial(train_steps, model, optimizer, batches, aug, alpha, rng, device)
             warmup = plan.warmup + drain_training

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .plan import (
-    AUGS,
+    BENCH_AUGS,
     SYNTHETIC_SIZES,
     BenchError,
     Plan,
@@ -72,7 +72,8 @@ def project_defaults() -> dict[str, Any]:
 
     folder = Path(conf.__file__).parent
     shared = yaml.safe_load((folder / "aug_options" / "default.yaml").read_text())
-    augs = {name: yaml.safe_load((folder / "aug" / f"{name}.yaml").read_text()) for name in AUGS}
+    augs = {name: yaml.safe_load((folder / "aug" / f"{name}.yaml").read_text())
+            for name in BENCH_AUGS}
     return {"alpha": {name: entry.get("alpha") for name, entry in augs.items()},
             "aug_options": {name: {**shared, **{key: value for key, value in entry["aug"].items()
                                                 if key != "name"}}
@@ -262,7 +263,7 @@ def training_steps(trainee, train, batch_size: int, aug: str,
     loader = DeviceLoader(train, batch_size, train=True, mean=CIFAR10_MEAN, std=CIFAR10_STD,
                           generator=torch.Generator(device).manual_seed(0),
                           channels_last=trainee.runtime.channels_last)
-    mixer = trainer_mixer(aug, defaults, loader)
+    mixer = trainer_mixer(aug, defaults, loader, trainee)
     steps = partial(_train_steps, trainee.network, loader, mixer,
                     torch.Generator().manual_seed(1), trainee.optimizer, trainee.scaler,
                     trainee.runtime)
@@ -275,12 +276,18 @@ def build_mixer_for(aug: str, defaults: dict[str, Any]):
     return build_mixer(aug, 10, defaults["alpha"][aug], **defaults["aug_options"][aug])
 
 
-def trainer_mixer(aug: str, defaults: dict[str, Any], loader):
+def trainer_mixer(aug: str, defaults: dict[str, Any], loader, trainee=None):
     """A mixer as the trainer sets it up: bound to the loader, inside an epoch, so that it
-    draws an epoch's steps at once (StepLoader's steps past an epoch draw the next)."""
+    draws an epoch's steps at once (StepLoader's steps past an epoch draw the next), and
+    given the trainee's network (the model-guided mixers' extra passes: in the pipeline
+    measure too, since they are the mixing's cost)."""
+    from ..mixing import ModelGuide
+
     mixer = build_mixer_for(aug, defaults)
     mixer.bind(loader)
     mixer.set_epoch(1, 1)
+    if trainee is not None:
+        mixer.use_model(ModelGuide(trainee.network, trainee.runtime.autocast))
     return mixer
 
 
@@ -349,7 +356,8 @@ def measure_switches(plan: Plan, switches: Switches, fast: Switches, train, test
                 + (f" (median of {rounds})" if rounds > 1 else ""))
             yield record
             if label == "fast":
-                steps = partial(_run_pipeline, loader, trainer_mixer(aug, defaults, loader),
+                steps = partial(_run_pipeline, loader,
+                                trainer_mixer(aug, defaults, loader, trainee),
                                 torch.Generator().manual_seed(1))
                 count = pipeline_step_count(plan)
                 result = timed(plan.device, memory, partial(steps, plan.warmup),

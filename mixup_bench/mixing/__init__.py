@@ -14,6 +14,7 @@ import pkgutil
 
 from .base import Mixer, MixingBase, build_mixer, mixer_names, register_mixer
 from .batch import MixedBatch
+from .guided import ModelGuide, ModelGuidedMixer
 from .ops import soft_target_cross_entropy
 from .options import OptionError
 
@@ -22,5 +23,6 @@ for _module in pkgutil.iter_modules(__path__):
     if not _module.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["MixedBatch", "Mixer", "MixingBase", "OptionError", "build_mixer", "mixer_names",
+__all__ = ["MixedBatch", "Mixer", "MixingBase", "ModelGuide", "ModelGuidedMixer",
+           "OptionError", "build_mixer", "mixer_names",
            "register_mixer", "soft_target_cross_entropy"]

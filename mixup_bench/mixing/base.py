@@ -7,7 +7,7 @@ their inputs in place and draw only from the torch.Generator they are given
 (a CPU generator: lambdas, partners and boxes are then the same on every
 device).
 
-Mixers with `epoch_draws` (Mixup, CutMix, Mixup-or-CutMix, Manifold Mixup)
+Mixers with `epoch_draws` (every pixel-space method and Manifold Mixup)
 split each step into `draw` (every random number, on the CPU) and `apply`
 (the device's work, given the draws on the device). In a training loop
 (set_epoch called, the training loader bound) they draw a whole epoch's steps
@@ -15,8 +15,7 @@ at its first step and copy them to the device at once (draws.py), so a step
 makes no host-device copy and no synchronisation; the draws, and the
 generator's state after them, are exactly those of drawing step by step.
 Outside a training loop (tests, samples.png, a generator other than the
-epoch's) they draw per call. FMix and ResizeMix still draw per step (their
-masks and boxes are made on the CPU each step and copied then).
+epoch's) they draw per call.
 """
 
 from __future__ import annotations
@@ -71,6 +70,10 @@ class Mixer:
     def bind(self, loader: Any) -> None:
         """Called once with the training DeviceLoader, for mixers that draw partners from it."""
         self.loader = loader
+
+    def use_model(self, guide: Any) -> None:
+        """Called by the trainer before each epoch with a guided.ModelGuide of the network
+        being trained; only model-guided mixers (guided.ModelGuidedMixer) use it."""
 
     def summary(self) -> dict[str, Any]:
         """The effective settings, JSON-ready (options that have no effect are None)."""

@@ -11,8 +11,15 @@ blob-like masks (the paper uses 3).
 
 The noise and the masks are made on the CPU from the mixing generator (one
 mask per example with lam_per=sample, one for the batch with lam_per=batch),
-so they are identical on every device; only the mixing itself runs on the
-images' device.
+so they are identical on every device. In a training loop an epoch's masks
+are drawn at its first step and copied to the device at once (base.py,
+draws.py); a step only mixes, with no copy and no synchronisation.
+
+What differs from OpenMixup's code (openmixup/models/augments/fmix.py) and
+why: OpenMixup draws the mask with NumPy's global generator and copies it to
+the GPU every step; here every draw comes from the seeded mixing generator
+and the copy is made once per epoch. OpenMixup's mask is one per batch; with
+lam_per=sample here each example gets its own.
 """
 
 from __future__ import annotations
@@ -72,6 +79,7 @@ class FMix(MixingBase):
     """aug.decay_power: the spectrum's decay (> 0, default 3: the FMix paper's)."""
 
     accepted = MixingBase.accepted + ("decay_power",)
+    epoch_draws = True
 
     def __init__(self, num_classes: int, alpha: float | None = None,
                  decay_power: Any = DEFAULT_DECAY_POWER, **options: Any) -> None:
@@ -81,15 +89,20 @@ class FMix(MixingBase):
     def summary(self) -> dict[str, Any]:
         return {**super().summary(), "decay_power": self.decay_power}
 
-    def mix(self, images: torch.Tensor, targets: torch.Tensor,
-            generator: torch.Generator) -> MixedBatch:
-        count, (height, width) = images.shape[0], images.shape[-2:]
+    def draw(self, count, height, width, generator):
         lam = self.draw_lambda(self.current_alpha(), generator, count)
-        partner_images, partner_targets = self.partners(images, targets, generator)
+        partners = self.draw_partners(count, generator)
         masks = fmix_masks(lam.reshape(-1), height, width, self.decay_power, generator)
         lams = masks.view(masks.shape[0], -1).double().mean(dim=1).float()  # the real fraction
-        mixed = torch.where(masks.unsqueeze(1).to(images.device), images, partner_images)
-        weight = as_rows(lams, targets) if lam.dim() else float(lams[0])
+        if lam.dim():
+            return {**partners, "masks": masks, "lams": lams, "lam_mean": float(lams.mean())}
+        return {**partners, "masks": masks, "lam": float(lams[0]), "lam_mean": float(lams[0])}
+
+    def apply(self, images, targets, draws):
+        partner_images, partner_targets = self.take_partners(images, targets, draws)
+        mixed = torch.where(draws["masks"].unsqueeze(1), images, partner_images)
+        per_example = "lams" in draws
+        weight = as_rows(draws["lams"], targets) if per_example else draws["lam"]
         mixed_targets = targets * weight + partner_targets * (1.0 - weight)
-        return MixedBatch(mixed, mixed_targets, float(lams.mean()),
-                          lams if lam.dim() else None, "fmix")
+        return MixedBatch(mixed, mixed_targets, draws["lam_mean"],
+                          draws["lams"] if per_example else None, "fmix")

@@ -11,8 +11,18 @@ No Beta lambda is drawn: `alpha` is validated (as for every mixer) but
 unused, and lam_min, lam_fold and the alpha schedules do not apply to tau;
 summary() reports them as None. lam_per=batch draws one scale and position
 per batch, lam_per=sample one per example. All draws come from the CPU
-mixing generator; the resizing and pasting run on the images' device, one
-bilinear interpolate per distinct pasted size, and one batched paste.
+mixing generator, with the rows grouped by pasted size there; in a training
+loop an epoch's draws are copied to the device at once (base.py, draws.py).
+The resizing and pasting run on the images' device, one bilinear
+interpolate per distinct pasted size and one batched paste, with no copy
+and no synchronisation.
+
+What differs from OpenMixup's code (openmixup/models/augments/resizemix.py)
+and why: OpenMixup (use_alpha=True, its CIFAR setting) draws tau ~
+Beta(alpha, alpha) and, where that falls outside its scope (0.1, 0.8),
+Uniform(scope) instead, one scale and box per batch, from NumPy's global
+generator; here tau ~ Uniform(scale_min, scale_max) as the paper, from the
+seeded mixing generator, per example with lam_per=sample.
 """
 
 from __future__ import annotations
@@ -38,29 +48,45 @@ def parse_scale(key: str, value: Any) -> float:
     return float(value)
 
 
-def resize_paste(images: torch.Tensor, partner_images: torch.Tensor,
-                 boxes: torch.Tensor) -> torch.Tensor:
+def size_groups(boxes: torch.Tensor) -> dict[str, object]:
+    """The rows of (N, 4) CPU boxes grouped by pasted size, for `resize_paste`: "order" (the
+    rows, group after group, a long tensor) and "groups" ((height, width, rows) per group)."""
+    sizes = torch.stack([boxes[:, 1] - boxes[:, 0], boxes[:, 3] - boxes[:, 2]], dim=1)
+    distinct, group = torch.unique(sizes, dim=0, return_inverse=True)
+    order = torch.argsort(group, stable=True)
+    counts = torch.bincount(group, minlength=distinct.shape[0])
+    groups = [(int(h), int(w), int(n))
+              for (h, w), n in zip(distinct.tolist(), counts.tolist(), strict=True)]
+    return {"order": order, "groups": groups}
+
+
+def resize_paste(images: torch.Tensor, partner_images: torch.Tensor, boxes: torch.Tensor,
+                 order: torch.Tensor, groups: list[tuple[int, int, int]]) -> torch.Tensor:
     """A new batch: row i with partner_images[i], resized to fit boxes[i], pasted into it.
 
-    boxes: (N, 4) long (top, bottom, left, right), bottom/right exclusive.
-    Rows are grouped by box size: one interpolate per distinct size, then
-    each resized partner is spread over the full image by index gathers
-    (clamped outside its box) and one torch.where keeps it inside the box.
+    boxes: (N, 4) long (top, bottom, left, right), bottom/right exclusive, on the
+    images' device; order, groups: `size_groups(boxes)` (drawn on the CPU, so no
+    device value is read back). One interpolate per distinct size, then each
+    resized partner is spread over the full image by index gathers (clamped
+    outside its box) and one torch.where keeps it inside the box.
     """
     height, width = images.shape[-2:]
     device = images.device
-    sizes = torch.stack([boxes[:, 1] - boxes[:, 0], boxes[:, 3] - boxes[:, 2]], dim=1).cpu()
-    starts = boxes[:, 0::2].to(device)  # (N, 2): top, left
+    starts = boxes[:, 0::2]  # (N, 2): top, left
     spread = torch.empty_like(images)
-    for size in torch.unique(sizes, dim=0).tolist():  # grouped on the CPU: no device syncs
-        rows = (sizes == torch.tensor(size)).all(dim=1).nonzero().view(-1).to(device)
-        resized = F.interpolate(partner_images.index_select(0, rows), size=tuple(size),
-                                mode="bilinear", align_corners=False)
-        count, channels = resized.shape[:2]
+    offset = 0
+    for size_height, size_width, count in groups:
+        rows = order[offset:offset + count]
+        offset += count
+        resized = F.interpolate(partner_images.index_select(0, rows),
+                                size=(size_height, size_width), mode="bilinear",
+                                align_corners=False)
+        channels = resized.shape[1]
         top, left = starts.index_select(0, rows).unbind(1)
-        y = (torch.arange(height, device=device) - top.view(-1, 1)).clamp(0, size[0] - 1)
-        x = (torch.arange(width, device=device) - left.view(-1, 1)).clamp(0, size[1] - 1)
-        resized = resized.gather(2, y.view(count, 1, height, 1).expand(-1, channels, -1, size[1]))
+        y = (torch.arange(height, device=device) - top.view(-1, 1)).clamp(0, size_height - 1)
+        x = (torch.arange(width, device=device) - left.view(-1, 1)).clamp(0, size_width - 1)
+        resized = resized.gather(2, y.view(count, 1, height, 1).expand(-1, channels, -1,
+                                                                       size_width))
         resized = resized.gather(3, x.view(count, 1, 1, width).expand(-1, channels, height, -1))
         spread.index_copy_(0, rows, resized)
     return torch.where(box_masks(boxes, height, width, device), spread, images)
@@ -71,6 +97,7 @@ class ResizeMix(MixingBase):
     """aug.scale_min, aug.scale_max: the range of tau, 0 < min <= max < 1 (default 0.1, 0.8)."""
 
     accepted = MixingBase.accepted + ("scale_min", "scale_max")
+    epoch_draws = True
 
     def __init__(self, num_classes: int, alpha: float | None = None,
                  scale_min: Any = DEFAULT_SCALE[0], scale_max: Any = DEFAULT_SCALE[1],
@@ -88,14 +115,12 @@ class ResizeMix(MixingBase):
                 "lam_min": None, "lam_fold": None, "scale_min": self.scale_min,
                 "scale_max": self.scale_max}
 
-    def mix(self, images: torch.Tensor, targets: torch.Tensor,
-            generator: torch.Generator) -> MixedBatch:
+    def draw(self, count, height, width, generator):
         per_example = self.options.lam_per == "sample"
-        count, (height, width) = images.shape[0], images.shape[-2:]
         draws = count if per_example else 1
         span = self.scale_max - self.scale_min
         scale = self.scale_min + span * torch.rand(draws, generator=generator, dtype=torch.float64)
-        partner_images, partner_targets = self.partners(images, targets, generator)
+        partners = self.draw_partners(count, generator)
         cut_height = (scale * height).round().long().clamp(1, height)
         cut_width = (scale * width).round().long().clamp(1, width)
         top = (torch.rand(draws, generator=generator, dtype=torch.float64)
@@ -103,9 +128,18 @@ class ResizeMix(MixingBase):
         left = (torch.rand(draws, generator=generator, dtype=torch.float64)
                 * (width - cut_width + 1)).floor().long()
         boxes = torch.stack([top, top + cut_height, left, left + cut_width], dim=1)
+        boxes = boxes.expand(count, -1).contiguous()
         lams = (1.0 - (cut_height * cut_width).double() / (height * width)).float()
-        mixed = resize_paste(images, partner_images, boxes.expand(count, -1))
-        weight = as_rows(lams, targets) if per_example else float(lams[0])
+        weights = {"lams": lams} if per_example else {"lam": float(lams[0])}
+        return {**partners, "boxes": boxes, **size_groups(boxes), **weights,
+                "lam_mean": float(lams.mean())}
+
+    def apply(self, images, targets, draws):
+        partner_images, partner_targets = self.take_partners(images, targets, draws)
+        mixed = resize_paste(images, partner_images, draws["boxes"], draws["order"],
+                             draws["groups"])
+        per_example = "lams" in draws
+        weight = as_rows(draws["lams"], targets) if per_example else draws["lam"]
         mixed_targets = targets * weight + partner_targets * (1.0 - weight)
-        return MixedBatch(mixed, mixed_targets, float(lams.mean()),
-                          lams if per_example else None, "resizemix")
+        return MixedBatch(mixed, mixed_targets, draws["lam_mean"],
+                          draws["lams"] if per_example else None, "resizemix")

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
-from ..mixing import Mixer, soft_target_cross_entropy
+from ..mixing import Mixer, ModelGuide, soft_target_cross_entropy
 from .metrics import calibration_error, reliability_bins, reliability_table
 from .runtime import Runtime
 from .safety import Preempted
@@ -73,6 +73,7 @@ def train_one_epoch(model: torch.nn.Module, loader: Any, mixer: Mixer,
     record_function, training passes a shared no-op context.
     """
     check_compilable(is_compiled(model), mixer)
+    mixer.use_model(ModelGuide(model, runtime.autocast))  # model-guided mixers' extra passes
     model.train()
     section = section or _no_section
     device = runtime.device

@@ -1,4 +1,4 @@
-"""Per-epoch metrics and the files they go to: metrics.jsonl, summary.json, TensorBoard.
+"""Per-epoch metrics and where they go: metrics.jsonl, summary.json, the loggers.
 
 Accuracy and calibration are computed from tensors on the device; nothing
 here forces a host synchronisation except the explicit `.item()` calls made
@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from ..loggers import Loggers
 
 ECE_BINS = 15  # as in Guo et al. 2017 and Thulasidasan et al. 2019
 
@@ -70,15 +72,11 @@ def _clean(value: Any) -> Any:
 
 
 class MetricsLog:
-    """metrics.jsonl (one flushed line per epoch) plus the same scalars in TensorBoard."""
+    """metrics.jsonl (one flushed line per epoch) plus the same row to the chosen loggers."""
 
-    def __init__(self, run_dir: Path, tensorboard: bool = True) -> None:
+    def __init__(self, run_dir: Path, loggers: Loggers | None = None) -> None:
         self.path = run_dir / "metrics.jsonl"
-        self.writer = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(log_dir=str(run_dir / "tb"))
+        self.loggers = loggers if loggers is not None else Loggers({})
 
     def read(self) -> list[dict[str, Any]]:
         """The complete lines already written (a torn last line is ignored)."""
@@ -106,45 +104,15 @@ class MetricsLog:
             handle.write(json.dumps(row) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
-        if self.writer is not None:
-            epoch = row["epoch"]
-            for key, value in row.items():
-                if key == "epoch" or value is None:
-                    continue
-                group, _, name = key.partition("_")
-                tag = f"{group}/{name}" if group in ("train", "test", "val") else key
-                self.writer.add_scalar(tag, value, epoch)
-            self.writer.flush()
+        self.loggers.log_metrics(row, row["epoch"])
 
-    def add_image(self, tag: str, image: torch.Tensor) -> None:
-        if self.writer is not None:
-            self.writer.add_image(tag, image, 0)
-            self.writer.flush()
+    def add_image(self, tag: str, image: Any) -> None:
+        """An (height, width, 3) uint8 array, to every logger."""
+        self.loggers.log_image(tag, image)
 
-    def add_hparams(self, config: Mapping[str, Any], summary: Mapping[str, Any]) -> None:
-        """The run's settings and final metrics for TensorBoard's HPARAMS tab (in tb/ itself)."""
-        if self.writer is None:
-            return
-        from ..config import flatten
-
-        hparams = {}
-        for key, value in flatten(config).items():
-            if key.startswith(("data.root", "hydra.")):
-                continue
-            hparams[key] = value if isinstance(value, (bool, str, int, float)) else str(value)
-        hparams["status"] = str(summary.get("status"))
-        results = {f"hparam/{key}": summary[key] for key in
-                   ("final_test_acc", "best_test_acc", "last10_test_acc",
-                    "last10_median_test_acc", "final_val_acc", "last10_median_val_acc")
-                   if isinstance(summary.get(key), (int, float))}
-        if results:
-            # run_name="." keeps the hparams in this run's tb/ instead of a timestamped sub-run.
-            self.writer.add_hparams(hparams, results, run_name=".")
-            self.writer.flush()
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+    def finish(self, summary: Mapping[str, Any]) -> None:
+        """The final summary to every logger, which then closes."""
+        self.loggers.finish(summary)
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -25,7 +25,8 @@ from omegaconf import DictConfig, OmegaConf
 from ..data import DeviceLoader, load_dataset
 from ..errors import CheckpointError, OutputError, UserError
 from ..jsonio import write_json_atomic
-from ..mixing import Mixer, build_mixer
+from ..loggers import Place, open_loggers
+from ..mixing import Mixer, ModelGuide, build_mixer
 from ..models import init_record
 from . import checkpoint
 from .loop import Diverged, evaluate, train_one_epoch
@@ -66,8 +67,12 @@ class Setup:
 
 
 def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
-        choices: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Train and evaluate one configuration; write the run directory; return the summary."""
+        choices: dict[str, Any] | None = None, sweep_dir: Path | None = None) -> dict[str, Any]:
+    """Train and evaluate one configuration; write the run directory; return the summary.
+
+    sweep_dir: the sweep's directory when the run is one job of a sweep (a local
+    MLflow store is shared there), else None.
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_directory_lock(run_dir), PreemptionWatch() as preemption:
@@ -75,7 +80,7 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
                                   cfg.trainer.channels_last)
         try:
             summary = _run_locked(cfg, run_dir, runtime, overrides or [], choices or {},
-                                  preemption)
+                                  preemption, sweep_dir)
         finally:
             runtime.release()
     if summary["status"] == "preempted":
@@ -84,7 +89,8 @@ def run(cfg: DictConfig, run_dir: Path, overrides: list[str] | None = None,
 
 
 def _run_locked(cfg: DictConfig, run_dir: Path, runtime: Runtime, overrides: list[str],
-                choices: dict[str, Any], preemption: PreemptionWatch) -> dict[str, Any]:
+                choices: dict[str, Any], preemption: PreemptionWatch,
+                sweep_dir: Path | None) -> dict[str, Any]:
     config = OmegaConf.to_container(cfg, resolve=True)
     started = time.perf_counter()
     summary: dict[str, Any] = {"status": "running", "error": None, "started_at": _now(),
@@ -92,7 +98,8 @@ def _run_locked(cfg: DictConfig, run_dir: Path, runtime: Runtime, overrides: lis
                                "experiment": choices.get("experiment")}
     state = _checkpoint_to_resume(cfg, run_dir, config)
     try:
-        setup = _set_up(cfg, config, run_dir, runtime, summary)
+        first_epoch = 1 if state is None else state["epoch"] + 1
+        setup = _set_up(cfg, config, Place(run_dir, sweep_dir, first_epoch), runtime, summary)
     except BaseException as error:  # summary.json may already say "running": not any more
         if "environment" in summary:
             summary.update(status="failed", error=_error_line(error), ended_at=_now())
@@ -131,7 +138,7 @@ def _run_locked(cfg: DictConfig, run_dir: Path, runtime: Runtime, overrides: lis
         except checkpoint.CheckpointWriteError as error:  # another error is on its way
             log.error("the checkpoint of epoch %d was not written: %s", error.epoch, error)
         finally:  # even if Ctrl-C comes during the wait
-            _write_summary(summary, run_dir / "summary.json", setup.metrics, config, started)
+            _write_summary(summary, run_dir / "summary.json", setup.metrics, started)
     return summary
 
 
@@ -151,9 +158,10 @@ def _checkpoint_to_resume(cfg: DictConfig, run_dir: Path,
     return state
 
 
-def _set_up(cfg: DictConfig, config: dict[str, Any], run_dir: Path, runtime: Runtime,
+def _set_up(cfg: DictConfig, config: dict[str, Any], place: Place, runtime: Runtime,
             summary: dict[str, Any]) -> Setup:
-    """Seed, load the data, and build the trainee, schedule and mixer."""
+    """Seed, load the data, build the trainee, schedule and mixer, and open the loggers."""
+    run_dir = place.run_dir
     if cfg.trainer.num_threads:
         torch.set_num_threads(cfg.trainer.num_threads)
     device = runtime.device
@@ -190,14 +198,17 @@ def _set_up(cfg: DictConfig, config: dict[str, Any], run_dir: Path, runtime: Run
     aug_options = {key: value for key, value in config["aug"].items() if key != "name"}
     mixer = build_mixer(cfg.aug.name, dataset.num_classes, cfg.alpha, **aug_options)
     mixer.bind(train_loader)
+    mixer.use_model(ModelGuide(trainee.network, trainee.runtime.autocast))  # for samples.png
     summary["mixer"] = mixer.summary()
     log.info("%s on %s (%s, %s%s): %d training images, %d test images, %d steps/epoch",
              cfg.model.name, summary["environment"]["device_name"], device, runtime.precision,
              ", channels_last" if runtime.channels_last else "", len(dataset.train),
              len(dataset.test), len(train_loader))
     writer = checkpoint.BackgroundWriter(run_dir / "checkpoints" / "last.pt")
+    loggers = open_loggers(config.get("logger"), place)  # last: nothing below can fail
+    loggers.log_params(config)
     return Setup(trainee, scheduler, mixer, train_loader, test_loader, generators,
-                 MetricsLog(run_dir), writer, (dataset.mean, dataset.std),
+                 MetricsLog(run_dir, loggers), writer, (dataset.mean, dataset.std),
                  val_loader=val_loader)
 
 
@@ -287,16 +298,15 @@ def _log_epoch(row: dict[str, Any], epochs: int, done: int, started: float) -> N
 
 
 def _write_summary(summary: dict[str, Any], path: Path, metrics: MetricsLog,
-                   config: dict[str, Any], started: float) -> None:
+                   started: float) -> None:
     summary.update(summarise(metrics.read()))
-    metrics.add_hparams(config, summary)
-    metrics.close()
     summary["wall_seconds"] = time.perf_counter() - started
     summary["ended_at"] = _now()
     try:
         write_json_atomic(path, summary)
     except OSError as error:
         log.error("could not write %s: %s", path, error)
+    metrics.finish(summary)  # after summary.json: a tracker that hangs cannot lose it
 
 
 def save_epoch(writer: checkpoint.BackgroundWriter, metrics: MetricsLog, row: dict[str, Any],

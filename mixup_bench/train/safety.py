@@ -28,6 +28,8 @@ PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
 HARMLESS_KEYS = ("resume", "data.root", "data.download", "trainer.progress", "trainer.samples",
                  "trainer.num_threads", "trainer.device",
                  *(key for key, same in SPEED_SWITCHES.items() if same))
+# Key groups a resumed run may change whole: where metrics are copied to (conf/logger/).
+HARMLESS_GROUPS = ("logger.",)
 
 
 class Preempted(Exception):
@@ -103,7 +105,8 @@ def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> 
         harmless.add("trainer.epochs")
     return [f"{key} ({old.get(key)!r} -> {new.get(key)!r})"
             for key in sorted(set(old) | set(new))
-            if key not in harmless and old.get(key) != new.get(key)]
+            if key not in harmless and not key.startswith(HARMLESS_GROUPS)
+            and old.get(key) != new.get(key)]
 
 
 def check_resumable(saved: Mapping[str, Any], current: Mapping[str, Any], run_dir: Path) -> None:

@@ -14,7 +14,7 @@ from .metrics import MetricsLog
 def save_samples(loader: DeviceLoader, mixer: Mixer, seed: int, run_dir: Path,
                  metrics: MetricsLog, mean: tuple[float, ...], std: tuple[float, ...],
                  count: int = 32) -> None:
-    """A grid of mixed training images as samples.png and a TensorBoard image.
+    """A grid of mixed training images as samples.png and an image for every logger.
 
     Uses its own generators so the training streams are untouched.
     """
@@ -31,4 +31,4 @@ def save_samples(loader: DeviceLoader, mixer: Mixer, seed: int, run_dir: Path,
     std_tensor = torch.tensor(std, device=mixed.device).view(1, 3, 1, 1)
     grid = make_grid((mixed * std_tensor + mean_tensor).clamp(0, 1).cpu(), nrow=8, padding=2)
     save_image(grid, run_dir / "samples.png")
-    metrics.add_image("samples", grid)
+    metrics.add_image("samples", grid.mul(255).round().byte().permute(1, 2, 0).numpy())

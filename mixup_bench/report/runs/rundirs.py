@@ -26,9 +26,9 @@ from .legacy import complete
 CONFIG_FILE = Path(".hydra") / "config.yaml"
 SUMMARY_FILE = "summary.json"
 METRICS_FILE = "metrics.jsonl"
-# Folders inside a run that never hold another run; walking tb/ and
-# checkpoints/ of a large sweep would only cost time.
-SKIPPED_FOLDERS = frozenset({"tb", "checkpoints", "__pycache__"})
+# Folders inside a run (or a sweep: mlruns/) that never hold another run; walking tb/,
+# checkpoints/ and the trackers' folders of a large sweep would only cost time.
+SKIPPED_FOLDERS = frozenset({"tb", "checkpoints", "__pycache__", "mlruns", "wandb"})
 
 # Config keys that never define an experimental condition, so grouping
 # ignores them: `seed` (the repetitions a group averages over), `experiment`
@@ -36,7 +36,8 @@ SKIPPED_FOLDERS = frozenset({"tb", "checkpoints", "__pycache__"})
 # Hydra's own settings, where the data live and whether they were downloaded
 # or verified (the checksum verdict is reported separately), and how a run
 # used its hardware: device, precision, memory layout, threads, eval batch
-# size, progress bar, sample grid. A key here also hides the keys below it
+# size, progress bar, sample grid; and where metrics are copied to (`logger`, the
+# trackers). A key here also hides the keys below it
 # ("hydra" hides "hydra.run.dir").
 IGNORED_KEYS = (
     "seed",
@@ -52,6 +53,7 @@ IGNORED_KEYS = (
     "trainer.eval_batch_size",
     "trainer.progress",
     "trainer.samples",
+    "logger",
 )
 # Shown as table columns even when every run agrees on them.
 ALWAYS_SHOWN = ("aug.name", "alpha", "data.fraction", "model.name", "trainer.epochs")
