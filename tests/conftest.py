@@ -68,6 +68,19 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
                           capture_output=True, text=True, timeout=timeout, env=environment)
 
 
+def run_with_fault(fault: str, *args: str, cwd: Path | None = None,
+                   timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run `mixup-bench ARGS` with one fault at a known point (tests/faults.py says which)."""
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", "FAULT": fault,
+                   "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
+                                                               os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-m", "tests.faults", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout, env=environment)
+
+
+# timm's smallest ResNet (374k parameters, batch norm, dropout before the classifier): the
+# tests of what a run survives need a model with the trainer's state, not ResNet-18's cost.
+TINY_MODEL = "model.name=timm:test_resnet"
 TINY = ("trainer.epochs=1", "trainer.batch_size=50", "trainer.eval_batch_size=100",
         "trainer.device=cpu", "trainer.progress=false", "data.verify=false",
         "data.download=false")
