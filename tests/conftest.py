@@ -68,14 +68,16 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
                           capture_output=True, text=True, timeout=timeout, env=environment)
 
 
-def run_with_fault(fault: str, *args: str, cwd: Path | None = None,
-                   timeout: int = 600) -> subprocess.CompletedProcess:
+def fault_environment(fault: str, **more: str) -> dict[str, str]:
+    """The environment that arms tests/faults.py's FAULT in the CLI and the processes it
+    starts (through tests/fault_site/sitecustomize.py)."""
+    return {"FAULT": fault, **more, "PYTHONPATH": os.pathsep.join(filter(None, [
+        str(REPO / "tests" / "fault_site"), str(REPO), os.environ.get("PYTHONPATH")]))}
+
+
+def run_with_fault(fault: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run `mixup-bench ARGS` with one fault at a known point (tests/faults.py says which)."""
-    environment = {**os.environ, "PYTHONUNBUFFERED": "1", "FAULT": fault,
-                   "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
-                                                               os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, "-m", "tests.faults", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout, env=environment)
+    return run_cli(*args, env=fault_environment(fault), timeout=timeout)
 
 
 # timm's smallest ResNet (374k parameters, batch norm, dropout before the classifier): the

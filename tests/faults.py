@@ -1,19 +1,22 @@
-"""`mixup-bench` with one fault at a known point of training, for the tests of what survives it.
+"""One fault at a known point of training, for the tests of what a run survives.
 
-    FAULT="SIGKILL 2 2" python -m tests.faults train ...
+    FAULT="SIGKILL 2 2" PYTHONPATH=tests/fault_site:. python -m mixup_bench.cli train ...
 
-FAULT is "<what> <call> <step>": when the trainer's train_one_epoch is called for the
-<call>-th time in this process (epoch <call> of a fresh run; a sweep's jobs count on), it
-waits until the checkpoint of the epoch before has landed, lets <step> - 1 steps train,
-then, before step <step>:
+tests/fault_site/sitecustomize.py calls install() in every Python process started with
+FAULT set: the CLI, and the processes it starts (submitit's jobs). FAULT is
+"<what> <call> <step>": when the trainer's train_one_epoch is called for the <call>-th
+time in the process (epoch <call> of a fresh run; a sweep's jobs count on), it waits until
+the checkpoint of the epoch before has landed, lets <step> - 1 steps train, then, before
+step <step>:
 
-- SIGKILL / SIGTERM: sends that signal to this process;
+- SIGKILL / SIGTERM / SIGUSR2: sends that signal to the process;
 - NAN: turns the model's first weight into NaN, so the step's loss is not finite.
 
-The fault fires once per process. Everything else is the real CLI in a real process:
-the tests see exactly what a user would after a kill, a preemption or a divergence at
-that point (signals sent from outside at a moment measured by a clock would land at a
-different point on a faster or a busier machine).
+The fault fires once per process, or, with FAULT_MARKER=<path>, once in all: only while
+that file is missing, and it creates the file (a requeued job then runs clean). The rest
+is the real CLI in a real process: the tests see what a user would after a kill, a
+preemption or a divergence at that point (a signal sent from outside at a moment chosen
+by a clock lands at another point on a faster or a busier machine).
 """
 
 from __future__ import annotations
@@ -21,10 +24,8 @@ from __future__ import annotations
 import math
 import os
 import signal
-import sys
 import threading
 
-from mixup_bench import cli
 from mixup_bench.train import checkpoint
 from mixup_bench.train import run as run_module
 
@@ -45,6 +46,18 @@ def _record_landed_writes() -> None:
     checkpoint.BackgroundWriter._write = write
 
 
+def _first_anywhere() -> bool:
+    """True unless FAULT_MARKER names a file that exists; creates that file."""
+    marker = os.environ.get("FAULT_MARKER")
+    if not marker:
+        return True
+    try:
+        with open(marker, "x"):
+            return True
+    except FileExistsError:
+        return False
+
+
 def _inject(what: str, at_call: int, at_step: int) -> None:
     real_train = run_module.train_one_epoch
     calls = {"count": 0, "fired": False}
@@ -57,7 +70,7 @@ def _inject(what: str, at_call: int, at_step: int) -> None:
 
         def fault_then_stop() -> bool:
             polls["count"] += 1
-            if polls["count"] == at_step and not calls["fired"]:
+            if polls["count"] == at_step and not calls["fired"] and _first_anywhere():
                 calls["fired"] = True
                 with _changed:  # the previous epoch's checkpoint is whole on disk
                     _changed.wait_for(lambda: _landed["count"] >= at_call - 1, timeout=300)
@@ -72,12 +85,8 @@ def _inject(what: str, at_call: int, at_step: int) -> None:
     run_module.train_one_epoch = train_one_epoch
 
 
-def main() -> int:
-    what, at_call, at_step = os.environ["FAULT"].split()
+def install(spec: str) -> None:
+    """Arm the fault FAULT describes in this process (see the module's docstring)."""
+    what, at_call, at_step = spec.split()
     _record_landed_writes()
     _inject(what, int(at_call), int(at_step))
-    return cli.main(sys.argv[1:])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

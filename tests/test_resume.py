@@ -20,7 +20,14 @@ from mixup_bench.errors import OutputError, UserError
 from mixup_bench.train import checkpoint
 from mixup_bench.train.safety import RESUMABLE_EXIT, config_differences, run_directory_lock
 
-from .conftest import TINY, TINY_MODEL, run_cli, run_with_fault, write_cifar
+from .conftest import (
+    TINY,
+    TINY_MODEL,
+    fault_environment,
+    run_cli,
+    run_with_fault,
+    write_cifar,
+)
 
 COMPARED = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "test_ece", "lr")
 # Dropout: the global CPU random stream must resume too, not only the loader's and mixer's.
@@ -127,6 +134,28 @@ def test_sigterm_in_a_sweep_stops_the_sweep_not_just_the_job(data_root, tmp_path
     assert second["error"].startswith("not started: the sweep was preempted")
     assert not list(sweep.glob("1_*/metrics.jsonl"))  # it never trained
     assert ": not started, the sweep was preempted" in stdout + stderr
+
+
+def test_a_job_preempted_under_submitit_is_requeued_and_resumes(data_root, uninterrupted,
+                                                                  tmp_path):
+    """A sweep through submitit (its local executor, as SLURM's: the same handler): the job
+    gets SIGUSR2 before step 2 of epoch 2, once epoch 1's checkpoint has landed. It stops
+    after the step, submitit requeues it, and the new attempt resumes from epoch 1 to the
+    uninterrupted run's numbers."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    sweep = tmp_path / "sweep"
+    environment = fault_environment("SIGUSR2 2 2", FAULT_MARKER=str(tmp_path / "fired"))
+    result = run_cli("train", "-m", "hydra/launcher=submitit_local",
+                     "hydra.launcher.timeout_min=30", "seed=0", f"data.root={data_root}",
+                     f"hydra.sweep.dir={sweep}", *RUN_ARGS, env=environment)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert (tmp_path / "fired").exists()
+    job = next(sweep.glob("0_*"))
+    logs = "".join(path.read_text() for path in (sweep / ".submitit").rglob("*.err"))
+    assert "this job is preempted" in logs and "Requeued job" in logs, logs[-3000:]
+    summary = json.loads((job / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["resumed_from_epoch"] == 1
+    assert rows(job) == rows(uninterrupted)
 
 
 def test_old_checkpoints_without_the_new_speed_switches_still_resume():
