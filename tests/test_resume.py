@@ -151,7 +151,7 @@ def test_a_job_preempted_under_submitit_is_requeued_and_resumes(data_root, unint
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert (tmp_path / "fired").exists()
     job = next(sweep.glob("0_*"))
-    logs = "".join(path.read_text() for path in (sweep / ".submitit").rglob("*.err"))
+    logs = "".join(path.read_text() for path in (sweep / ".submitit").rglob("*_log.*"))
     assert "this job is preempted" in logs and "Requeued job" in logs, logs[-3000:]
     summary = json.loads((job / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["resumed_from_epoch"] == 1

@@ -65,6 +65,7 @@ def test_parallel_sweep_jobs_lease_distinct_gpus_and_give_every_lease_back(tmp_p
     statuses = sorted(json.loads(path.read_text())["status"]
                       for path in sweep.glob("*/summary.json"))
     assert statuses == ["failed", "failed", "finished", "finished"], output
+    assert result.returncode == 1, output  # the jobs failed in workers, not in this process
     events = [json.loads(line) for line in leases.read_text().splitlines()]
     held = []  # (index, from, to) of each lease, from the same process's release
     for number, event in enumerate(events):
