@@ -37,9 +37,11 @@ if os.environ.get("FAKE_GPUS"):
             return device, None
         _record("lease", device.index)
         give_back = lease.release
+        released = []
 
         def release(*args, **kwargs):
-            if lease.is_locked:  # not the no-op of FileLock.__del__ after the release
+            if not released:  # the run's release, not FileLock.__del__'s after it
+                released.append(True)
                 _record("release", device.index)
             return give_back(*args, **kwargs)
 
