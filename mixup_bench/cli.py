@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return report_main(rest)
     if command == "speed-check":
-        from .report.speed_check import main as speed_check_main
+        from .report.speed_check.check import main as speed_check_main
 
         return speed_check_main(rest)
     from .bench import main as bench_main

@@ -15,7 +15,7 @@ from typing import Any
 
 from .cifar import CIFAR10, CIFAR100, CIFAR_SPECS, CifarSpec, load_cifar
 from .loader import DeviceLoader
-from .types import CIFAR10_MEAN, CIFAR10_STD, Dataset, Split
+from .types import CIFAR10_MEAN, CIFAR10_STD, MIXUP_AUTHORS_STD, Dataset, Split
 
 
 def load_dataset(data: Any) -> Dataset:
@@ -26,8 +26,10 @@ def load_dataset(data: Any) -> Dataset:
         return load_imagefolder(data)
     return load_cifar(data.root, CIFAR_SPECS[data.name], download=data.download,
                       verify=data.verify, fraction=data.fraction, subset_seed=data.subset_seed,
-                      label_noise=data.label_noise, noise_seed=data.subset_seed)
+                      label_noise=data.label_noise, noise_seed=data.subset_seed,
+                      label_noise_mode=data.get("label_noise_mode", "flip"),
+                      normalization=data.get("normalization", "dataset"))
 
 
 __all__ = ["CIFAR10", "CIFAR100", "CIFAR10_MEAN", "CIFAR10_STD", "CIFAR_SPECS", "CifarSpec",
-           "Dataset", "DeviceLoader", "Split", "load_cifar", "load_dataset"]
+           "Dataset", "DeviceLoader", "MIXUP_AUTHORS_STD", "Split", "load_cifar", "load_dataset"]
