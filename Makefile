@@ -118,7 +118,7 @@ report: install
 # 200 epochs, batch 100, cosine), each with the alpha OpenMixup's table prints, plus
 # vanilla, SEEDS seeds each, on every data set of METHODS_DATA, into fixed sweep folders
 # (METHODS_STUDY/<data>/<method>: a re-run skips finished runs), then the report, which
-# judges the claims in mixup_bench/report/claims/openmixup.yaml. CIFAR-100 is
+# judges the claims in mixup_bench/report/judgement/claims/openmixup.yaml. CIFAR-100 is
 # downloaded by the trainer (data.download=true). One line per method below; the list:
 METHODS       ?= mixup cutmix manifold_mixup smoothmix saliencymix fmix gridmix resizemix \
                  attentivemix puzzlemix

@@ -18,6 +18,7 @@ from typing import Any
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException, MissingConfigException, OverrideParseException
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -161,6 +162,45 @@ def _record_failure(run_dir: Path, cfg: DictConfig, message: str,
                                  "last10_median_test_acc": None})
     except OSError:
         pass
+
+
+class SweepExitStatus(Callback):
+    """The sweep's exit status from its jobs' summaries, for launchers that run the jobs in
+    other processes (joblib workers, submitit): the task function's _exit_code is then set
+    there, not in this process, which would exit 0 after failed jobs.
+
+    Before the launch it notes every job's summary.json in the sweep directory; after it,
+    each summary that is new or changed is a job of this sweep (a skipped job leaves its
+    own untouched): any `preempted` gives RESUMABLE_EXIT, any other status but `finished`
+    (failed, diverged, or `running` after a worker was killed) gives 1. An exit status
+    the jobs set in this process (the basic launcher) is kept.
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._before = _summary_stamps(Path(config.hydra.sweep.dir))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if _exit_code["value"] != 0:
+            return
+        before = getattr(self, "_before", {})
+        statuses = [(_read_summary(path.parent) or {}).get("status")
+                    for path, stamp in _summary_stamps(Path(config.hydra.sweep.dir)).items()
+                    if before.get(path) != stamp]
+        if "preempted" in statuses:
+            _exit_code["value"] = RESUMABLE_EXIT
+        elif any(status != "finished" for status in statuses):
+            _exit_code["value"] = 1
+
+
+def _summary_stamps(sweep_dir: Path) -> dict[Path, tuple[int, int]]:
+    stamps = {}
+    for path in sweep_dir.glob("*/summary.json"):
+        try:
+            status = path.stat()
+        except OSError:
+            continue
+        stamps[path] = (status.st_mtime_ns, status.st_size)
+    return stamps
 
 
 @hydra.main(version_base="1.3", config_path="pkg://mixup_bench.conf", config_name="train")

@@ -85,6 +85,21 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
                           capture_output=True, text=True, timeout=timeout, env=environment)
 
 
+def fault_environment(fault: str, **more: str) -> dict[str, str]:
+    """The environment that arms tests/faults.py's FAULT in the CLI and the processes it
+    starts (through tests/fault_site/sitecustomize.py)."""
+    return {"FAULT": fault, **more, "PYTHONPATH": os.pathsep.join(filter(None, [
+        str(REPO / "tests" / "fault_site"), str(REPO), os.environ.get("PYTHONPATH")]))}
+
+
+def run_with_fault(fault: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run `mixup-bench ARGS` with one fault at a known point (tests/faults.py says which)."""
+    return run_cli(*args, env=fault_environment(fault), timeout=timeout)
+
+
+# timm's smallest ResNet (374k parameters, batch norm, dropout before the classifier): the
+# tests of what a run survives need a model with the trainer's state, not ResNet-18's cost.
+TINY_MODEL = "model.name=timm:test_resnet"
 TINY = ("trainer.epochs=1", "trainer.batch_size=50", "trainer.eval_batch_size=100",
         "trainer.device=cpu", "trainer.progress=false", "data.verify=false",
         "data.download=false")

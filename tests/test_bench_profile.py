@@ -23,8 +23,11 @@ def test_cpu_profile_times_every_phase_of_the_step(tmp_path, monkeypatch):
         assert batch["aug"] == "mixup" and batch["steps"] == 2
         assert set(batch["host_ms_per_step"]) == set(SECTIONS)
         assert all(value > 0 for value in batch["host_ms_per_step"].values())
-        # On a CPU the phases are the step: together most of the profiled wall time.
-        assert 0.5 * batch["profiled_step_ms"] < sum(batch["host_ms_per_step"].values()) \
+        # On a CPU the phases are the step. Outside them are only the loop's own Python (the
+        # stop poll, the profiler's range bookkeeping) and the epoch's one sync: 0.1% of
+        # the profiled time on a 2-core EPYC (batches 2 and 4, 2026-12-06), so 10% is room
+        # for a faster machine, not for a phase left out.
+        assert 0.9 * batch["profiled_step_ms"] < sum(batch["host_ms_per_step"].values()) \
             <= 1.05 * batch["profiled_step_ms"]
         assert batch["device_ms_per_step"] is None and batch["device_busy_fraction"] is None
         assert "aten::convolution_backward" in batch["top_table"]

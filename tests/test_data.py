@@ -107,10 +107,10 @@ def test_fraction_applies_to_training_set_only(cifar_root):
     assert torch.bincount(dataset.train.labels).tolist() == [10] * 10
 
 
-def make_loader(count=16, batch_size=8, seed=0, train=True):
+def make_loader(count=16, batch_size=8, seed=0, train=True, labels=None):
     images = torch.randint(0, 256, (count, 3, 32, 32), dtype=torch.uint8,
                            generator=torch.Generator().manual_seed(99))
-    labels = torch.arange(count) % 10
+    labels = torch.arange(count) % 10 if labels is None else labels
     generator = torch.Generator().manual_seed(seed)
     return DeviceLoader(Split(images, labels), batch_size, train=train, mean=CIFAR10_MEAN,
                         std=CIFAR10_STD, generator=generator)
@@ -132,11 +132,20 @@ def test_crop_and_flip_are_windows_of_the_zero_padded_image():
 
 
 def test_training_batches_cover_a_fresh_permutation_each_epoch():
-    loader = make_loader(count=20, batch_size=8)
+    """Each image's own label (0..19) shows every draw: an epoch takes each image at most
+    once, all of them when the batches divide the set, in a new order each epoch."""
+    loader = make_loader(count=20, batch_size=8, labels=torch.arange(20))
     assert len(loader) == 2  # the partial batch is dropped
     first = torch.cat([labels for _, labels in loader])
     second = torch.cat([labels for _, labels in loader])
-    assert first.numel() == 16 and not torch.equal(first, second)
+    for epoch in (first, second):
+        assert epoch.numel() == 16 and len(set(epoch.tolist())) == 16  # no image twice
+        assert set(epoch.tolist()) <= set(range(20))
+    assert not torch.equal(first, second)
+    whole = make_loader(count=16, batch_size=8, labels=torch.arange(16))
+    epochs = [torch.cat([labels for _, labels in whole]) for _ in range(3)]
+    assert all(sorted(epoch.tolist()) == list(range(16)) for epoch in epochs)
+    assert len({tuple(epoch.tolist()) for epoch in epochs}) == 3
 
 
 def test_same_generator_state_gives_the_same_batches():

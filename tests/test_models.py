@@ -39,9 +39,47 @@ def test_output_shapes_and_32x32_keeps_4x4_final_map(name):
     assert model.forward_features(torch.randn(1, 3, 32, 32)).shape[-2:] == (4, 4)
 
 
-def test_dropout_before_classifier():
-    model = build_model("resnet18", 10, dropout=0.3)
-    assert model.drop_rate == 0.3
+def classifier_input(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """What the classifier (the last layer: linear, or timm ResNetV2's 1x1 convolution)
+    receives for `images`."""
+    classifier = [module for module in model.modules()
+                  if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d))][-1]
+    seen = []
+    handle = classifier.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    with torch.no_grad():
+        model(images)
+    handle.remove()
+    return seen[0]
+
+
+@pytest.mark.parametrize("name", ["resnet18", "preact_resnet18", "preact_resnet18_timm"])
+def test_dropout_acts_on_the_classifier_input_in_training_only(name):
+    """model.dropout=p zeroes a fraction p of the pooled features the classifier reads, and
+    scales the rest by 1/(1-p), in training only; everything before it is unchanged."""
+    torch.manual_seed(0)
+    model = build_model(name, 10, dropout=0.5)
+    images = torch.randn(4, 3, 32, 32)
+    model.eval()  # the pooled features, with nothing dropped
+    pooled = classifier_input(model, images)
+    assert torch.equal(classifier_input(model, images), pooled)  # eval: no dropout
+    model.train()
+    for module in model.modules():  # batch statistics aside, so the features stay the same
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+    dropped = classifier_input(model, images)
+    kept = dropped != 0
+    live = pooled != 0
+    assert torch.allclose(dropped[kept], pooled[kept] / 0.5)  # inverted dropout, same features
+    fraction = 1 - (kept & live).sum().item() / live.sum().item()
+    assert 0.4 < fraction < 0.6, fraction  # of 2,048 features, p = 0.5
+    assert not torch.equal(classifier_input(model, images), dropped)  # a new mask each step
+    still = build_model(name, 10, dropout=0.0)
+    still.load_state_dict(model.state_dict())
+    still.train()
+    for module in still.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+    assert torch.equal(classifier_input(still, images), pooled)
 
 
 def test_registry_refuses_duplicates_and_lists_names_on_a_miss():

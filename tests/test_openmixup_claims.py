@@ -15,9 +15,9 @@ from omegaconf import OmegaConf
 from mixup_bench.config import validate
 from mixup_bench.mixing import mixer_names
 from mixup_bench.models import model_names
-from mixup_bench.report.claim_schema import load_claims
-from mixup_bench.report.judging import SUPPORTED
-from mixup_bench.report.verdicts import evaluate_claims
+from mixup_bench.report.judgement.claim_schema import load_claims
+from mixup_bench.report.judgement.judging import SUPPORTED
+from mixup_bench.report.judgement.verdicts import evaluate_claims
 
 from .conftest import REPO, TINY, run_cli
 from .test_datasets import write_cifar100

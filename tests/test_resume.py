@@ -20,10 +20,18 @@ from mixup_bench.errors import OutputError, UserError
 from mixup_bench.train import checkpoint
 from mixup_bench.train.safety import RESUMABLE_EXIT, config_differences, run_directory_lock
 
-from .conftest import TINY, run_cli, write_cifar
+from .conftest import (
+    TINY,
+    TINY_MODEL,
+    fault_environment,
+    run_cli,
+    run_with_fault,
+    write_cifar,
+)
 
 COMPARED = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "test_ece", "lr")
-RUN_ARGS = (*TINY, "trainer.epochs=3", "trainer.samples=false", "model.dropout=0.2")
+# Dropout: the global CPU random stream must resume too, not only the loader's and mixer's.
+RUN_ARGS = (*TINY, TINY_MODEL, "trainer.epochs=3", "trainer.samples=false", "model.dropout=0.2")
 
 
 def rows(run_dir: Path) -> list[dict]:
@@ -62,22 +70,32 @@ def wait_for_epochs(run_dir: Path, count: int, process: subprocess.Popen) -> Non
     raise AssertionError("the run never reached the epoch")
 
 
+def epochs(run_dir: Path) -> list[int]:
+    return [row["epoch"] for row in rows(run_dir)]
+
+
+def checkpoint_epoch(run_dir: Path) -> int:
+    assert not list((run_dir / "checkpoints").glob("*.tmp"))
+    return checkpoint.load(run_dir / "checkpoints" / "last.pt")["epoch"]
+
+
 def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(data_root, uninterrupted,
                                                                     tmp_path):
+    """Killed before step 2 of epoch 2, once epoch 1's checkpoint has landed: resume
+    starts from epoch 1 and trains epochs 2 and 3 to the uninterrupted run's numbers."""
     run_dir = tmp_path / "run"
-    process = start(data_root, run_dir)
-    wait_for_epochs(run_dir, 1, process)
-    time.sleep(1.0)  # into epoch 2
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert (run_dir / "checkpoints" / "last.pt").is_file()
-    assert not list((run_dir / "checkpoints").glob("*.tmp"))
+    killed = run_with_fault("SIGKILL 2 2", "train", f"data.root={data_root}",
+                            f"hydra.run.dir={run_dir}", *RUN_ARGS)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert epochs(run_dir) == [1] and checkpoint_epoch(run_dir) == 1  # two epochs left
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "running"
     result = run_cli("train", f"data.root={data_root}", f"hydra.run.dir={run_dir}", *RUN_ARGS,
                      "resume=true")
     assert result.returncode == 0, result.stderr[-3000:]
     assert rows(run_dir) == rows(uninterrupted)
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["status"] == "finished" and summary["resumed_from_epoch"] >= 1
+    assert summary["status"] == "finished" and summary["resumed_from_epoch"] == 1
+    assert summary["epochs_completed"] == 3
 
 
 def test_sigterm_stops_after_the_step_and_exits_resumable(data_root, uninterrupted, tmp_path):
@@ -116,6 +134,28 @@ def test_sigterm_in_a_sweep_stops_the_sweep_not_just_the_job(data_root, tmp_path
     assert second["error"].startswith("not started: the sweep was preempted")
     assert not list(sweep.glob("1_*/metrics.jsonl"))  # it never trained
     assert ": not started, the sweep was preempted" in stdout + stderr
+
+
+def test_a_job_preempted_under_submitit_is_requeued_and_resumes(data_root, uninterrupted,
+                                                                  tmp_path):
+    """A sweep through submitit (its local executor, as SLURM's: the same handler): the job
+    gets SIGUSR2 before step 2 of epoch 2, once epoch 1's checkpoint has landed. It stops
+    after the step, submitit requeues it, and the new attempt resumes from epoch 1 to the
+    uninterrupted run's numbers."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    sweep = tmp_path / "sweep"
+    environment = fault_environment("SIGUSR2 2 2", FAULT_MARKER=str(tmp_path / "fired"))
+    result = run_cli("train", "-m", "hydra/launcher=submitit_local",
+                     "hydra.launcher.timeout_min=30", "seed=0", f"data.root={data_root}",
+                     f"hydra.sweep.dir={sweep}", *RUN_ARGS, env=environment)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert (tmp_path / "fired").exists()
+    job = next(sweep.glob("0_*"))
+    logs = "".join(path.read_text() for path in (sweep / ".submitit").rglob("*_log.*"))
+    assert "this job is preempted" in logs and "Requeued job" in logs, logs[-3000:]
+    summary = json.loads((job / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["resumed_from_epoch"] == 1
+    assert rows(job) == rows(uninterrupted)
 
 
 def test_old_checkpoints_without_the_new_speed_switches_still_resume():
@@ -173,12 +213,69 @@ def test_a_second_process_on_the_same_run_directory_is_refused(data_root, tmp_pa
 def test_divergence_stops_with_epoch_and_step(data_root, tmp_path):
     run_dir = tmp_path / "run"
     result = run_cli("train", f"data.root={data_root}", f"hydra.run.dir={run_dir}", *TINY,
-                     "optim.lr=1e30", "trainer.epochs=2", "trainer.samples=false")
+                     TINY_MODEL, "optim.lr=1e30", "trainer.epochs=2", "trainer.samples=false")
     assert result.returncode == 1
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "diverged"
     assert summary["error"].startswith("epoch 1: non-finite training loss at step")
     assert not (run_dir / "metrics.jsonl").read_text()  # no line for the broken epoch
+
+
+def test_divergence_after_a_checkpoint_keeps_the_last_finite_epoch(data_root, uninterrupted,
+                                                                   tmp_path):
+    """The loss turns NaN at step 3 of epoch 2: epoch 1's checkpoint stays, finite, and
+    resumes to the uninterrupted run's numbers."""
+    run_dir = tmp_path / "run"
+    diverged = run_with_fault("NAN 2 3", "train", f"data.root={data_root}",
+                              f"hydra.run.dir={run_dir}", *RUN_ARGS)
+    assert diverged.returncode == 1, diverged.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (summary["status"], summary["error"]) == (
+        "diverged", "epoch 2: non-finite training loss at step 3; the last good checkpoint "
+                    "(epoch 1) is kept")
+    assert epochs(run_dir) == [1] and checkpoint_epoch(run_dir) == 1
+    state = checkpoint.load(run_dir / "checkpoints" / "last.pt")
+    assert all(torch.isfinite(value).all() for value in state["model"].values()
+               if value.is_floating_point())
+    result = run_cli("train", f"data.root={data_root}", f"hydra.run.dir={run_dir}", *RUN_ARGS,
+                     "resume=true")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert rows(run_dir) == rows(uninterrupted)
+    assert json.loads((run_dir / "summary.json").read_text())["resumed_from_epoch"] == 1
+
+
+def test_a_checkpoint_the_disk_refuses_ends_the_cli_with_one_line(data_root, tmp_path):
+    """A real write error from the operating system (RLIMIT_FSIZE: files may not grow past
+    half a checkpoint, as a full disk would stop them): one line, exit 2, the previous
+    checkpoint intact, and resume=true then trains the lost epoch once."""
+    import resource
+
+    run_dir = tmp_path / "run"
+    args = ("train", f"data.root={data_root}", f"hydra.run.dir={run_dir}", *RUN_ARGS,
+            "sched=multistep")  # a step schedule: the epoch count may grow on resume
+    assert run_cli(*args, "trainer.epochs=1").returncode == 0
+    path = run_dir / "checkpoints" / "last.pt"
+    before = path.read_bytes()
+    limit = len(before) // 2
+
+    def small_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    refused = subprocess.run([sys.executable, "-m", "mixup_bench.cli", *args, "trainer.epochs=2",
+                              "resume=true"], capture_output=True, text=True, timeout=600,
+                             preexec_fn=small_disk, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    errors = [line for line in refused.stderr.splitlines() if "error" in line.lower()]
+    assert errors == [f"mixup-bench: error: {path}: could not write the checkpoint of epoch 2 "
+                      "(File too large); the previous checkpoint is intact, free space or fix "
+                      "permissions and pass resume=true"], refused.stderr[-3000:]
+    assert "Traceback" not in refused.stderr
+    assert path.read_bytes() == before and not list(path.parent.glob("*.tmp"))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and "epoch 2" in summary["error"]
+    result = run_cli(*args, "trainer.epochs=2", "resume=true")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert epochs(run_dir) == [1, 2] and checkpoint_epoch(run_dir) == 2
 
 
 def test_a_failed_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
@@ -268,28 +365,28 @@ def test_parallel_jobs_download_the_dataset_once(tmp_path, monkeypatch):
     assert errors == [] and len(calls) == 1
 
 
-def test_rerunning_a_sweep_skips_finished_runs_and_resumes_the_rest(data_root, tmp_path):
+def test_rerunning_a_sweep_skips_finished_runs_and_resumes_the_rest(data_root, uninterrupted,
+                                                                   tmp_path):
+    """The sweep is killed in its second job's epoch 2 (calls 1-3 are the first job's epochs),
+    after that job's epoch 1 checkpoint: the re-run skips the first job and resumes the
+    second with two epochs to train, and every epoch is in each job's metrics once."""
     sweep = tmp_path / "sweep"
-    args = ("train", "-m", "seed=0,1", f"data.root={data_root}", f"hydra.sweep.dir={sweep}",
-            *TINY, "trainer.epochs=2", "trainer.samples=false")
-    assert run_cli(*args).returncode == 0
-    finished, unfinished = sorted(sweep.glob("*/summary.json"))
-    finished_bytes = finished.read_bytes()
-    # Make the second run look like it was killed after epoch 1.
-    summary = json.loads(unfinished.read_text())
-    summary["status"] = "running"
-    unfinished.write_text(json.dumps(summary))
-    state = checkpoint.load(unfinished.parent / "checkpoints" / "last.pt")
-    metrics_before = (unfinished.parent / "metrics.jsonl").read_text().splitlines()
+    args = ("train", "-m", "seed=1,0", f"data.root={data_root}", f"hydra.sweep.dir={sweep}",
+            *RUN_ARGS)
+    killed = run_with_fault("SIGKILL 5 2", *args)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    finished, unfinished = next(sweep.glob("0_*")), next(sweep.glob("1_*"))
+    finished_bytes = (finished / "summary.json").read_bytes()
+    assert json.loads(finished_bytes)["status"] == "finished"
+    assert json.loads((unfinished / "summary.json").read_text())["status"] == "running"
+    assert epochs(unfinished) == [1] and checkpoint_epoch(unfinished) == 1
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert finished.read_bytes() == finished_bytes  # skipped
-    resumed = json.loads(unfinished.read_text())
-    assert resumed["status"] == "finished" and resumed["resumed_from_epoch"] == 2
-    assert state["epoch"] == 2
-    assert len((unfinished.parent / "metrics.jsonl").read_text().splitlines()) == \
-        len(metrics_before)
-
+    assert (finished / "summary.json").read_bytes() == finished_bytes  # skipped
+    resumed = json.loads((unfinished / "summary.json").read_text())
+    assert resumed["status"] == "finished" and resumed["resumed_from_epoch"] == 1
+    assert epochs(finished) == epochs(unfinished) == [1, 2, 3]
+    assert rows(unfinished) == rows(uninterrupted)  # seed 0, as the uninterrupted run
 
 
 def test_a_downloaded_archive_with_the_wrong_checksum_is_refused(tmp_path, monkeypatch):

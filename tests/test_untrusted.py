@@ -7,15 +7,12 @@ appear, and the refusal must be one line naming the file.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
 import pickle
 import pickletools
 import shlex
-import subprocess
-import sys
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -31,7 +28,8 @@ from mixup_bench.report.cli import main as report_main
 from mixup_bench.train import checkpoint
 from mixup_bench.train.parts import build_optimizer, build_scheduler
 
-from .conftest import SHARED_DATA, TINY, run_cli, write_cifar
+from .conftest import TINY, run_cli, write_cifar
+from .official_cifar import OFFICIAL_GLOBALS, official_pickle, write_official_cifar10
 from .test_report import write_run
 
 
@@ -81,29 +79,15 @@ def pickle_globals(data: bytes) -> set[str]:
 # --- CIFAR batch files ---------------------------------------------------------------
 
 
-def load_make_cifar10():
-    script = SHARED_DATA / "make_cifar10.py"
-    if not (script.is_file() and (SHARED_DATA / "cifar10-jpeg.tar.xz").is_file()):
-        pytest.skip("../shared/data (the official-format CIFAR-10 copy) is not here")
-    spec = importlib.util.spec_from_file_location("make_cifar10", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return script, module
-
-
 def test_the_official_format_reads_the_same_through_the_restricted_unpickler(tmp_path):
-    """The shared copy is written as the official files are (Python 2 pickles, protocol 2):
+    """Files pickled as the official ones (Python 2 strings, protocol 2, numpy.core paths):
     every file, batches.meta included, reads exactly as pickle.load reads it."""
-    script, _ = load_make_cifar10()
-    subprocess.run([sys.executable, str(script), str(tmp_path), "--train-per-class", "5",
-                    "--test-per-class", "5"], check=True, capture_output=True)
-    folder = tmp_path / "cifar-10-batches-py"
+    folder = write_official_cifar10(tmp_path)
     names = sorted(path.name for path in folder.iterdir())
     assert names == ["batches.meta", *CIFAR10.train_files, "test_batch"]
     for name in names:
         data = (folder / name).read_bytes()
-        assert pickle_globals(data) <= {"numpy._core.multiarray._reconstruct", "numpy.ndarray",
-                                        "numpy.dtype", "numpy.core.multiarray._reconstruct"}
+        assert pickle_globals(data) <= OFFICIAL_GLOBALS
         expected = pickle.loads(data, encoding="latin1")
         found = read_pickle(folder / name)
         assert found.keys() == expected.keys()
@@ -112,28 +96,28 @@ def test_the_official_format_reads_the_same_through_the_restricted_unpickler(tmp
                 assert found[key].dtype == value.dtype and np.array_equal(found[key], value)
             else:
                 assert found[key] == value
+    assert pickle_globals((folder / "test_batch").read_bytes()) == OFFICIAL_GLOBALS
     dataset = load_cifar(tmp_path, CIFAR10, download=False, verify=False, fraction=1.0,
                          subset_seed=0)
-    assert len(dataset.train) == 50 and len(dataset.test) == 50
+    assert len(dataset.train) == 50 and len(dataset.test) == 20
+    first = pickle.loads((folder / "data_batch_1").read_bytes(), encoding="bytes")
+    assert torch.equal(dataset.train.images[0].flatten(), torch.from_numpy(first[b"data"][0]))
+    assert dataset.train.labels[:10].tolist() == first[b"labels"]
 
 
 def test_official_numpy_core_paths_and_a_cifar100_file_written_as_the_official_ones(tmp_path):
-    """The official files name numpy.core.multiarray (numpy 1); CIFAR-100's carry fine and
-    coarse labels and file names."""
-    _, make = load_make_cifar10()
+    """CIFAR-100's official files carry fine and coarse labels and file names."""
     folder = tmp_path / "cifar-100-python"
     folder.mkdir()
     rng = np.random.default_rng(0)
     for name in ("train", "test"):
-        entry = {make.Py2Str(b"filenames"): [make.Py2Str(b"x_%d.png" % i) for i in range(200)],
-                 make.Py2Str(b"batch_label"): make.Py2Str(b"training batch 1 of 1"),
-                 make.Py2Str(b"fine_labels"): [i % 100 for i in range(200)],
-                 make.Py2Str(b"coarse_labels"): [i % 20 for i in range(200)],
-                 make.Py2Str(b"data"): rng.integers(0, 256, (200, 3072), dtype=np.uint8)}
-        buffer = io.BytesIO()
-        make.Py2Pickler(buffer, protocol=2).dump(entry)
-        data = buffer.getvalue().replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
-        assert "numpy.core.multiarray._reconstruct" in pickle_globals(data)
+        entry = {b"filenames": [b"x_%d.png" % i for i in range(200)],
+                 b"batch_label": b"training batch 1 of 1",
+                 b"fine_labels": [i % 100 for i in range(200)],
+                 b"coarse_labels": [i % 20 for i in range(200)],
+                 b"data": rng.integers(0, 256, (200, 3072), dtype=np.uint8)}
+        data = official_pickle(entry)
+        assert pickle_globals(data) == OFFICIAL_GLOBALS
         (folder / name).write_bytes(data)
     dataset = load_cifar(tmp_path, CIFAR100, download=False, verify=False, fraction=1.0,
                          subset_seed=0)

@@ -136,7 +136,7 @@ def verify_checksums(folder: Path, spec: CifarSpec = CIFAR10) -> list[str]:
 # reconstruction: numpy.core.multiarray._reconstruct, numpy.ndarray, numpy.dtype; numpy 2
 # writes numpy._core; protocols 0-2 under Python 3 write bytes as _codecs.encode(str, latin1);
 # protocol 5 writes arrays as numpy._core.numeric._frombuffer. Found by listing the globals
-# of the official-format copy ../shared/data/make_cifar10.py writes and of pickle.dump at
+# of files pickled as the official ones (tests/official_cifar.py) and of pickle.dump at
 # protocols 0-5 (tests/test_untrusted.py). Dicts, lists, str, bytes and ints need no global.
 def _allowed_globals() -> dict[tuple[str, str], object]:
     import codecs

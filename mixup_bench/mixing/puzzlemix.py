@@ -10,8 +10,8 @@ where the mask shows that image. The mixed image is mask * own' + (1 - mask)
 * partner', and each row's target weights its own label by the mask's mean:
 exactly the own image's share of the pixels (transport only moves blocks
 within an image). MixedBatch.lams holds these per-row weights with either
-lam_per: they differ per row even when lambda is drawn once per batch. Partners are a permutation of the batch (the partner's
-saliency is then the batch's own, as in the paper).
+lam_per: they differ per row even when lambda is drawn once per batch. Partners are a
+permutation of the batch (the partner's saliency is then the batch's own, as in the paper).
 
 Defaults are the paper's CIFAR settings (its README): alpha 1, n_labels 3,
 beta 1.2, gamma 0.5, eta 0.2, neigh_size 4, transport with t_eps 0.8 and
