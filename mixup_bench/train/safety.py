@@ -90,7 +90,8 @@ class PreemptionWatch:
 # hold the older behaviour that report/runs/legacy.py also reads them as; the checkpoint in
 # tests/fixtures/ fails to resume when a key is added without its entry here.
 ADDED_KEYS = {"aug.prob": 1.0, "model.zero_init_last": False,
-              "data.label_noise_mode": "flip", "data.normalization": "dataset"}
+              "data.label_noise_mode": "flip", "data.normalization": "dataset",
+              "data.val_fraction": 0.0, "data.val_seed": 0}
 
 
 def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
