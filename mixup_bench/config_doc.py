@@ -58,15 +58,17 @@ def read_entries(path: Path) -> list[Entry]:
     entries: list[Entry] = []
     parents: list[tuple[int, str]] = []  # (indent, key) of the mappings around the line
     above: list[str] = []  # comment lines standing alone above the next key (not the header)
+    follows_entry = False  # the line before was a key's line or its continuation
     for line in lines:
         if line.lstrip().startswith("#"):
             text = line.strip().lstrip("#").strip()
-            if entries and line.startswith(" ") and not above:
+            if follows_entry and line.startswith(" "):
                 # an indented comment continues the comment of the key above it
                 entries[-1].meaning = (entries[-1].meaning + " " + text).strip()
             elif entries or parents:
                 above.append(text)
             continue
+        follows_entry = False
         match = _KEY_LINE.match(line)
         if not match or match.group(2) == "defaults":
             above = []
@@ -82,7 +84,7 @@ def read_entries(path: Path) -> list[Entry]:
             above = []
             continue
         entries.append(Entry(dotted, value, _comment(rest) or " ".join(above)))
-        above = []
+        above, follows_entry = [], True
     return entries
 
 

@@ -43,7 +43,9 @@ def test_a_comment_above_a_key_and_continuation_lines_are_its_meaning(tmp_path):
     path = tmp_path / "group.yaml"
     path.write_text("# header, not a key's\nname: x        # the name\n# about root\nroot: r\n"
                     "size: 3        # first line\n               # second line\n"
-                    "nested:\n  inner: 1     # inner key\n")
+                    "nested:\n  inner: 1     # inner key\n\nother:\n  # about deep\n"
+                    "  deep: 2\n")
     entries = {entry.key: entry.meaning for entry in config_doc.read_entries(path)}
     assert entries == {"name": "the name", "root": "about root",
-                       "size": "first line second line", "nested.inner": "inner key"}
+                       "size": "first line second line", "nested.inner": "inner key",
+                       "other.deep": "about deep"}
