@@ -149,7 +149,8 @@ ALPHA.cifar100.attentivemix   = 2.0
 ALPHA.cifar100.puzzlemix      = 1.0
 # The shared JPEG copy stands for CIFAR-10 only (data.verify=false there).
 METHODS_DATA_ARGS.cifar10  = $(DATA_ARGS)
-METHODS_DATA_ARGS.cifar100 = data.root=$(DATA)
+# CIFAR-100 takes its own mean and std: the preset's Mixup-authors constants are CIFAR-10's.
+METHODS_DATA_ARGS.cifar100 = data.root=$(DATA) data.normalization=dataset
 
 # method_runs(DATA): vanilla, then each method with its alpha (a missing alpha stops make).
 define method_runs
