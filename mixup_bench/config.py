@@ -78,6 +78,10 @@ RULES: tuple[Rule, ...] = (
          required=False),
     Rule("data.test_fraction", "float", "a number in (0, 1)", lambda value: 0 < value < 1,
          required=False),
+    # Only the smoke preset sets it (or +data.test_subset=N): no data group holds it, so the
+    # runs without it, older ones included, keep the same settings in the report.
+    Rule("data.test_subset", "int", "an integer >= 10 (test images to evaluate on)",
+         lambda value: value >= 10, required=False),
     Rule("model.name", "str", "a registered model"),
     Rule("model.dropout", "float", "a number in [0, 1)", lambda value: 0 <= value < 1),
     Rule("model.zero_init_last", "bool", "true or false"),

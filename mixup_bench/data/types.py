@@ -36,3 +36,5 @@ class Dataset:
     mean: tuple[float, ...] = CIFAR10_MEAN
     std: tuple[float, ...] = CIFAR10_STD
     noisy_labels: int = 0  # training labels flipped by data.label_noise
+    # The whole test set's size when data.test_subset evaluates on part of it (0: all of it).
+    test_subset_of: int = 0

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..data import DeviceLoader, load_dataset
+from ..data import Dataset, DeviceLoader, load_dataset
 from ..errors import CheckpointError, OutputError, UserError
 from ..jsonio import write_json_atomic
 from ..mixing import Mixer, build_mixer
@@ -164,6 +164,8 @@ def _set_up(cfg: DictConfig, config: dict[str, Any], run_dir: Path, runtime: Run
     summary["environment"] = environment(runtime, dataset.checksums)
     summary["train_images"], summary["test_images"] = len(dataset.train), len(dataset.test)
     summary["noisy_train_labels"] = dataset.noisy_labels
+    summary["trades"] = trades(dataset)
+    summary["judgeable"] = not summary["trades"]
     write_json_atomic(run_dir / "summary.json", summary)
     train_loader = DeviceLoader(dataset.train.to(device), cfg.trainer.batch_size, train=True,
                                 mean=dataset.mean, std=dataset.std,
@@ -192,6 +194,15 @@ def _set_up(cfg: DictConfig, config: dict[str, Any], run_dir: Path, runtime: Run
     writer = checkpoint.BackgroundWriter(run_dir / "checkpoints" / "last.pt")
     return Setup(trainee, scheduler, mixer, train_loader, test_loader, generators,
                  MetricsLog(run_dir), writer, (dataset.mean, dataset.std))
+
+
+def trades(dataset: Dataset) -> list[str]:
+    """What the run gave up for time that a published claim's measurement needs (the smoke
+    preset's test subset). A run with any is never judged against a claim by the report."""
+    if not dataset.test_subset_of:
+        return []
+    return [f"data.test_subset: evaluated on {len(dataset.test):,} of the "
+            f"{dataset.test_subset_of:,} test images"]
 
 
 def _restore(setup: Setup, state: dict[str, Any], cfg: DictConfig,
