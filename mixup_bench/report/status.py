@@ -46,6 +46,8 @@ RUNNING = "running"
 # Epoch periods an ETA is taken from: the median of the last few, so one slow epoch
 # (a checkpoint on a busy disk) does not swing it.
 RECENT_EPOCHS = 5
+# The pause before a job that looks stale is read again (see _look_again_at_stale).
+STALE_RECHECK_SECONDS = 0.2
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 10x faster
 
 
@@ -354,6 +356,24 @@ def _epochs_of(overrides: list[str], started: list[int], default: Any) -> int | 
     return int(default) if is_number(default) else None
 
 
+def _look_again_at_stale(by_sweep: dict[Path | None, list[Job]], now: float) -> None:
+    """Read the jobs that look stale once more, after a pause.
+
+    A summary read just before its run ended, then a lock probe just after, looks like a
+    dead run; so does a lock file the trainer has created but not yet locked. A real stale
+    run looks the same a moment later; these do not.
+    """
+    suspects = [(jobs, index) for jobs in by_sweep.values()
+                for index, job in enumerate(jobs) if job.state == STALE]
+    if not suspects:
+        return
+    time.sleep(STALE_RECHECK_SECONDS)
+    for jobs, index in suspects:
+        path = jobs[index].path
+        assert path is not None
+        jobs[index] = read_job(path, now)
+
+
 def read_status(roots: Iterable[Path], now: float | None = None) -> list[Sweep]:
     """The sweeps (and loose runs) under `roots`, each job read from its run directory."""
     from .rundirs import find_run_directories
@@ -367,6 +387,7 @@ def read_status(roots: Iterable[Path], now: float | None = None) -> list[Sweep]:
         if path in known:  # a sweep folder is no job of its own
             continue
         by_sweep.setdefault(_sweep_of(path, known), []).append(read_job(path, now))
+    _look_again_at_stale(by_sweep, now)
     sweeps = []
     for path, found in by_sweep.items():
         sweep = Sweep(path)
