@@ -3,7 +3,7 @@ PYTHON_SYSTEM ?= python3
 VENV          ?= .venv
 PY            := $(VENV)/bin/python
 MB            := $(VENV)/bin/mixup-bench
-# On the development machines these wheels lie on disk; elsewhere pick your build,
+# The default is the build the test suite runs with; pick another for your machine,
 # e.g. make install TORCH="torch torchvision --index-url https://download.pytorch.org/whl/cu126"
 TORCH         ?= torch==2.14.1 torchvision==0.29.1
 DATA          ?= data

@@ -53,4 +53,4 @@ def with_test_subset(dataset: Dataset, count: int | None, seed: int) -> Dataset:
 
 
 __all__ = ["CIFAR10", "CIFAR100", "CIFAR10_MEAN", "CIFAR10_STD", "CIFAR_SPECS", "CifarSpec",
-           "Dataset", "DeviceLoader", "Split", "load_cifar", "load_dataset"]
+           "Dataset", "DeviceLoader", "Split", "load_cifar", "load_dataset", "with_test_subset"]
