@@ -67,11 +67,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return report_main(rest)
     if command == "status":
-        from .report.status_view import main as status_main
+        from .report.status import main as status_main
 
         return status_main(rest)
     if command == "speed-check":
-        from .report.speed_check import main as speed_check_main
+        from .report.speed_check.check import main as speed_check_main
 
         return speed_check_main(rest)
     from .bench import main as bench_main

@@ -74,14 +74,17 @@ RULES: tuple[Rule, ...] = (
     Rule("data.num_classes", "optional_int", "an integer >= 2 (or null for imagefolder)",
          lambda value: value is None or value >= 2),
     Rule("data.label_noise", "float", "a number in [0, 1)", lambda value: 0 <= value < 1),
+    Rule("data.label_noise_mode", "str", "flip or random", _one_of("flip", "random"),
+         required=False),
+    Rule("data.normalization", "str", "dataset or mixup_authors",
+         _one_of("dataset", "mixup_authors"), required=False),
+    Rule("data.split_seed", "int", "an integer in [0, 2**63)", _seed, required=False),
     Rule("data.image_size", "int", "an integer >= 8", lambda value: value >= 8,
          required=False),
     Rule("data.test_fraction", "float", "a number in (0, 1)", lambda value: 0 < value < 1,
          required=False),
-    # Only the smoke preset sets it (or +data.test_subset=N): no data group holds it, so the
-    # runs without it, older ones included, keep the same settings in the report.
-    Rule("data.test_subset", "int", "an integer >= 10 (test images to evaluate on)",
-         lambda value: value >= 10, required=False),
+    Rule("data.test_subset", "optional_int", "null (the whole test set) or an integer >= 10",
+         lambda value: value is None or value >= 10),
     Rule("model.name", "str", "a registered model"),
     Rule("model.dropout", "float", "a number in [0, 1)", lambda value: 0 <= value < 1),
     Rule("model.zero_init_last", "bool", "true or false"),
@@ -136,7 +139,7 @@ SEED_LIMIT = 2**63
 # The class count of each CIFAR variant; data.num_classes must agree (or be null).
 CIFAR_CLASSES = {"cifar10": 10, "cifar100": 100}
 # Keys only data=imagefolder reads.
-IMAGEFOLDER_KEYS = ("data.image_size", "data.test_fraction")
+IMAGEFOLDER_KEYS = ("data.image_size", "data.test_fraction", "data.split_seed")
 
 # Keys that may appear without a rule: Hydra's own and per-augmentation extras
 # that the augmentation registry validates itself.
@@ -271,6 +274,9 @@ def _data_problems(flat: Mapping[str, Any]) -> list[str]:
     if name in CIFAR_CLASSES:
         problems += [f"{key}={flat[key]!r}: only data=imagefolder takes it; drop it"
                      for key in IMAGEFOLDER_KEYS if key in flat]
+    if flat.get("data.normalization") == "mixup_authors" and name != "cifar10":
+        problems.append(f"data.normalization=mixup_authors: the Mixup authors' constants are "
+                        f"CIFAR-10's; data={name} takes dataset")
     return problems
 
 

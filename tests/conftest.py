@@ -61,10 +61,12 @@ def real_cifar_root(tmp_path_factory) -> Path:
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
-            timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run `mixup-bench ARGS` in a fresh interpreter, as a user would."""
+            timeout: int = 600, module: bool = True) -> subprocess.CompletedProcess:
+    """Run `mixup-bench ARGS` in a fresh interpreter, as a user would (module=False:
+    ARGS are the interpreter's own, e.g. `-X importtime -m mixup_bench.cli ...`)."""
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "mixup_bench.cli", *args], cwd=cwd,
+    command = ["-m", "mixup_bench.cli", *args] if module else list(args)
+    return subprocess.run([sys.executable, *command], cwd=cwd,
                           capture_output=True, text=True, timeout=timeout, env=environment)
 
 

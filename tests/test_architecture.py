@@ -6,6 +6,10 @@ a function, is read with ast and resolved to the module it loads. The layers
 
     leaves (errors, config, jsonio) <- data, models <- mixing <- train <- bench
     leaves <- report;   cli, hydra_app on top
+
+and inside report/, the stages of its data flow:
+
+    stats <- runs <- judgement <- rendering <- build, cli, status;   stats, runs <- speed_check
 """
 
 from __future__ import annotations
@@ -20,11 +24,21 @@ NAME = "mixup_bench"
 # Layer of each top-level part; an import may only go to a lower layer or stay inside its part.
 LAYERS = {"__init__": 0, "errors": 0, "config": 0, "jsonio": 0, "conf": 0,
           "data": 1, "models": 1, "report": 1,
-          "mixing": 2, "train": 3, "bench": 4, "cli": 5, "hydra_app": 5}
+          "mixing": 2, "train": 3, "bench": 4, "cli": 5, "hydra_app": 5,
+          "config_doc": 5}
 # What each part may import besides the leaves (layer 0) and itself.
 ALLOWED = {"data": set(), "models": set(), "report": set(), "mixing": {"data", "models"},
            "train": {"data", "models", "mixing"}, "bench": {"data", "models", "mixing", "train"},
-           "cli": set(LAYERS), "hydra_app": set(LAYERS)}
+           "cli": set(LAYERS), "hydra_app": set(LAYERS), "config_doc": {"mixing"}}
+# Inside report/: each stage's layer, and the stages it may import besides its own and the
+# leaves of the report (its __init__ and stats).
+REPORT_LAYERS = {"__init__": 0, "stats": 0, "runs": 1, "judgement": 2, "speed_check": 2,
+                 "rendering": 3, "build": 4, "cli": 5, "status": 4}
+REPORT_ALLOWED = {"runs": set(), "judgement": {"runs"}, "speed_check": {"runs"},
+                  "rendering": {"runs", "judgement"},
+                  "build": {"runs", "judgement", "rendering"},
+                  "status": {"runs", "rendering"},
+                  "cli": {"runs", "judgement", "rendering", "build"}}
 HEAVY = ("torch", "torchvision", "timm", "numpy", "PIL")
 MAX_LINES = 420
 
@@ -94,6 +108,45 @@ def test_no_import_points_upward_or_sideways():
     assert wrong == []
 
 
+def report_stage(module: str) -> str:
+    pieces = module.split(".")
+    return pieces[2] if len(pieces) > 2 else "__init__"
+
+
+def test_every_report_module_has_a_stage():
+    assert {report_stage(name) for name in modules() if part(name) == "report"} <= \
+        set(REPORT_LAYERS)
+
+
+def test_the_report_stages_import_only_downward():
+    """runs -> judgement -> rendering: reading run directories knows nothing of verdicts,
+    verdicts nothing of Markdown or figures."""
+    wrong = []
+    for source, targets in graph().items():
+        if part(source) != "report":
+            continue
+        for target in targets:
+            if part(target) != "report":
+                continue
+            here, there = report_stage(source), report_stage(target)
+            if here == there or REPORT_LAYERS[there] == 0 or here == "__init__":
+                continue
+            if there not in REPORT_ALLOWED.get(here, set()):
+                wrong.append(f"{source} -> {target}")
+    assert wrong == []
+
+
+def test_the_stage_check_sees_a_wrong_edge(tmp_path):
+    """The checker itself: an import from runs/ up into rendering/ is an edge it reports."""
+    source = tmp_path / "mod.py"
+    source.write_text("from ..rendering import labels\n")
+    known = {"mixup_bench.report.runs.mod": source,
+             "mixup_bench.report.rendering.labels": source}
+    found = imports("mixup_bench.report.runs.mod", source, known)
+    assert "mixup_bench.report.rendering.labels" in found
+    assert "rendering" not in REPORT_ALLOWED[report_stage("mixup_bench.report.runs.mod")]
+
+
 def test_no_import_cycles():
     edges = graph()
     cycles = []
@@ -148,7 +201,7 @@ def test_the_speed_switches_are_listed_once():
 
     from mixup_bench.bench.plan import Switches
     from mixup_bench.config import SPEED_SWITCHES
-    from mixup_bench.report.rundirs import IGNORED_KEYS
+    from mixup_bench.report.runs.rundirs import IGNORED_KEYS
     from mixup_bench.train.safety import HARMLESS_KEYS
 
     names = {key.split(".", 1)[1] for key in SPEED_SWITCHES}

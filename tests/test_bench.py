@@ -25,6 +25,14 @@ TOP_KEYS = {"command", "date", "mode", "data", "environment", "settings", "fast"
             "coverage"}
 
 
+def other_precision_on_this_cpu() -> str:
+    """The bench's precision variant here: `auto` picks bf16 on a CPU with AMX or
+    AVX512-BF16 and fp32 elsewhere, and the variant turns it the other way."""
+    from mixup_bench.train.runtime import cpu_has_fast_bf16
+
+    return "fp32" if cpu_has_fast_bf16() else "bf16"
+
+
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory):
     """One `bench --dry-run --device cpu` on random images, at the smallest size that
@@ -55,10 +63,11 @@ def test_dry_run_writes_every_measurement_with_positive_numbers(dry_run):
         for pipeline, config in (("fast", "fast"), ("classic", "classic")):
             assert (pipeline, config, "train", aug) in seen
             assert (pipeline, config, "pipeline", aug) in seen
-    # Each switch turned the other way once: precision (bf16 on a CPU), channels_last and
-    # the SGD kernels (compilation is measured on CUDA only).
+    # Each switch turned the other way once: precision (this CPU's auto precision turned
+    # the other way), channels_last and the SGD kernels (compilation: CUDA only).
     configs = {config for _, config, measure, _ in seen if measure == "eval"}
-    assert configs == {"fast", "bf16", "channels_last off", "optimizer fused", "classic"}
+    assert configs == {"fast", other_precision_on_this_cpu(), "channels_last off",
+                       "optimizer fused", "classic"}
 
 
 def test_dry_run_summary_has_ratios_and_markdown_tables(dry_run):
@@ -66,8 +75,16 @@ def test_dry_run_summary_has_ratios_and_markdown_tables(dry_run):
     summary = results["summary"]
     assert [row["aug"] for row in summary["training"]] == list(AUGS)
     assert all(row["fast_over_classic"] > 0 for row in summary["training"])
-    assert {row["config"] for row in summary["switches"]} == {"fast", "bf16", "channels_last off",
+    other = other_precision_on_this_cpu()
+    assert {row["config"] for row in summary["switches"]} == {"fast", other, "channels_last off",
                                                               "optimizer fused"}
+    fast = results["fast"]["precision"]
+    assert {fast, other} == {"fp32", "bf16"}
+    assert {(row["config"], row["precision"]) for row in summary["switches"]} == {
+        ("fast", fast), (other, other), ("channels_last off", fast), ("optimizer fused", fast)}
+    assert {row["fast_precision"] for row in summary["training"]} == {fast}
+    assert {(row["pipeline"], row["precision"]) for row in summary["mixing_overhead"]} == {
+        ("fast", fast), ("classic", "fp32")}
     assert {(row["pipeline"], row["aug"]) for row in summary["mixing_overhead"]} == {
         (pipeline, aug) for pipeline in ("fast", "classic") for aug in ("mixup", "cutmix")}
     targets = {row["target"]: row for row in summary["targets"]}
@@ -87,6 +104,11 @@ def test_dry_run_summary_has_ratios_and_markdown_tables(dry_run):
     assert time_row["met"] is (time_row["measured"] <= 3)
     markdown = (out / "bench.md").read_text()
     assert "## Targets (one H100 or H200)" in markdown and "these targets are for a GPU" in markdown
+    # Every row of the model's tables names its precision.
+    assert f"| {other} | {other} |" in markdown and f"| fast | {fast} |" in markdown
+    assert "| fast precision |" in markdown and "classic img/s (fp32)" in markdown
+    assert f"| fast | {fast} | 2 | mixup |" in markdown
+    assert "| classic | fp32 | 2 | mixup |" in markdown
     for heading in ("## Training: fast vs classic", "## Speed switches",
                     "## Data pipeline alone", "## Mixing overhead",
                     "## Host synchronisations per training step"):
@@ -126,6 +148,25 @@ def test_cuda_variants_turn_each_switch_once_and_compile_first():
     cpu = [setting_label(switches, fast)
            for switches in planned_settings(fast, torch.device("cpu"))]
     assert cpu == ["fast", "classic", "optimizer fused", "channels_last off", "fp32"]
+
+
+@pytest.mark.parametrize("fast_bf16, fast, other", [(False, "fp32", "bf16"),
+                                                     (True, "bf16", "fp32")],
+                         ids=["cpu-without-amx", "cpu-with-amx"])
+def test_the_cpu_benchs_precision_follows_the_cpus_bf16_support(monkeypatch, fast_bf16, fast,
+                                                                 other):
+    """Both CPU branches, whatever this host is: the fast setting takes auto's precision
+    and the precision variant is the other one (the bench once assumed fp32 here, and
+    failed on an AMX Xeon)."""
+    from mixup_bench.bench.measure import fast_switches
+    from mixup_bench.train import runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: fast_bf16)
+    switches = fast_switches(torch.device("cpu"), False)
+    assert switches.precision == fast
+    labels = [setting_label(s, switches) for s in planned_settings(switches,
+                                                                   torch.device("cpu"))]
+    assert labels == ["fast", "classic", "optimizer fused", "channels_last off", other]
 
 
 def test_bench_md_names_the_settings_a_time_limit_cut(dry_run, tmp_path):
@@ -227,7 +268,8 @@ def test_host_syncs_on_cuda_are_tabled_and_the_fast_settings_are_the_target(dry_
     def syncs(config: str, aug: str, per_step: float, phases: dict) -> dict:
         return {"pipeline": "fast", "config": config, "measure": "syncs", "batch_size": 2,
                 "aug": aug, "steps": 5, "syncs_per_step": per_step, "syncs_by_phase": phases,
-                "syncs_at_epoch_end": 3, "examples": {}}
+                "syncs_at_epoch_end": 3, "examples": {},
+                "switches": {"precision": "fp16" if config == "fp16" else "bf16"}}
 
     records = [*results["measurements"], syncs("fast", "none", 0.0, {"epoch end": 3}),
                syncs("fast", "mixup", 0.0, {"epoch end": 3}),
@@ -237,4 +279,5 @@ def test_host_syncs_on_cuda_are_tabled_and_the_fast_settings_are_the_target(dry_
     assert (target["measured"], target["met"]) == (0.0, True)  # fp16's sync is not the target's
     markdown = render({**results, "summary": summary,
                        "environment": {**results["environment"], "device": "cuda:0"}})
-    assert "| fp16 | 2 | mixup | 5 | 1 | epoch end 3, optimizer 5 | 3 |" in markdown
+    assert "| fp16 | fp16 | 2 | mixup | 5 | 1 | epoch end 3, optimizer 5 | 3 |" in markdown
+    assert "| fast | bf16 | 2 | none | 5 | 0 | epoch end 3 | 3 |" in markdown

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mixup_bench.report.verdicts import NOT_RUN, SUPPORTED, evaluate_claims, load_claims
+from mixup_bench.report.judgement.verdicts import NOT_RUN, SUPPORTED, evaluate_claims, load_claims
 
 from .test_report import load_all, write_run
 

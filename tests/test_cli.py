@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 import yaml
@@ -19,16 +18,20 @@ SUMMARY_KEYS = {"status", "final_test_acc", "best_test_acc", "last10_test_acc", 
 
 
 def test_help_lists_subcommands_fast_and_without_torch():
+    """--help imports no torch, and takes a small fraction of what importing torch takes in
+    the same interpreter: a ratio, so that a slow or busy machine does not fail it."""
     code = ("import sys, time; t = time.perf_counter(); from mixup_bench.cli import main; "
             "main(['--help']); print('seconds', time.perf_counter() - t); "
-            "print('torch' in sys.modules)")
+            "print('torch' in sys.modules); t = time.perf_counter(); import torch; "
+            "print('torch_seconds', time.perf_counter() - t)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0
     for command in ("train", "report", "bench"):
         assert f"  {command} " in result.stdout
-    assert result.stdout.strip().endswith("False")
+    assert "\nFalse\n" in result.stdout
     seconds = float(result.stdout.split("seconds")[1].split()[0])
-    assert seconds < 0.5
+    torch_seconds = float(result.stdout.split("torch_seconds")[1].split()[0])
+    assert seconds < 0.25 * torch_seconds  # measured 0.011 s against 4.7 s (2-core AMD EPYC)
 
 
 def test_version_and_unknown_command():
@@ -38,12 +41,16 @@ def test_version_and_unknown_command():
 
 
 def test_train_help_is_hydras_and_cfg_job_prints_the_config():
-    started = time.perf_counter()
-    result = run_cli("train", "--help")
+    # Bounded by the work it does, not by the clock (a busy 2-core machine is slow): Hydra's
+    # help composes the configs without importing torch, numpy or matplotlib.
+    result = run_cli("-X", "importtime", "-m", "mixup_bench.cli", "train", "--help",
+                     module=False)
     assert result.returncode == 0 and "== Configuration groups ==" in result.stdout
     assert ("aug: cutmix, fmix, manifold_mixup, mixup, mixup_cutmix, none, resizemix"
             in result.stdout)
-    assert time.perf_counter() - started < 20
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "hydra" in imported and not {"torch", "numpy", "matplotlib"} & imported
     result = run_cli("train", "--cfg", "job", "aug=cutmix")
     config = yaml.safe_load(result.stdout)
     assert config["aug"]["name"] == "cutmix" and config["alpha"] == 1.0

@@ -49,7 +49,7 @@ def test_paper_preset_is_the_mixup_paper_recipe():
 
 
 def test_openmixup_preset_is_openmixups_cifar10_protocol():
-    from mixup_bench.report.verdicts import load_claims
+    from mixup_bench.report.judgement.verdicts import load_claims
 
     config = composed("experiment=openmixup", "aug=none")
     assert problems(config) == []

@@ -13,7 +13,7 @@ import torch
 from omegaconf import OmegaConf
 
 from mixup_bench.data import CIFAR10, CIFAR100, load_cifar, load_dataset
-from mixup_bench.data.subsets import flip_labels
+from mixup_bench.data.subsets import corrupt_labels
 from mixup_bench.errors import DataError
 
 from .conftest import SHARED_DATA, TINY, run_cli
@@ -21,16 +21,16 @@ from .conftest import SHARED_DATA, TINY, run_cli
 
 def test_label_noise_flips_the_exact_fraction_to_other_classes_uniformly():
     labels = torch.arange(20000) % 10
-    noisy, count = flip_labels(labels, 0.2, 10, seed=1)
+    noisy, count = corrupt_labels(labels, 0.2, 10, seed=1)
     changed = noisy != labels
     assert count == 4000 and int(changed.sum()) == 4000  # every chosen label really changes
     offsets = ((noisy[changed] - labels[changed]) % 10).bincount(minlength=10)
     assert offsets[0] == 0
     expected = 4000 / 9
     assert all(abs(int(c) - expected) < 5 * expected ** 0.5 for c in offsets[1:])
-    assert torch.equal(noisy, flip_labels(labels, 0.2, 10, seed=1)[0])
-    assert not torch.equal(noisy, flip_labels(labels, 0.2, 10, seed=2)[0])
-    assert flip_labels(labels, 0.0, 10, seed=1) == (labels, 0)
+    assert torch.equal(noisy, corrupt_labels(labels, 0.2, 10, seed=1)[0])
+    assert not torch.equal(noisy, corrupt_labels(labels, 0.2, 10, seed=2)[0])
+    assert corrupt_labels(labels, 0.0, 10, seed=1) == (labels, 0)
 
 
 def test_label_noise_touches_the_training_split_only(cifar_root):

@@ -76,7 +76,7 @@ def test_summarise_gives_the_median_of_the_last_ten():
 
 
 def test_report_computes_the_median_from_metrics_jsonl_for_old_runs(tmp_path):
-    from mixup_bench.report.rundirs import ACCURACY_METRICS, load_run
+    from mixup_bench.report.runs.rundirs import ACCURACY_METRICS, load_run
 
     run_dir = tmp_path / "old-run"
     (run_dir / ".hydra").mkdir(parents=True)

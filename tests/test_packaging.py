@@ -26,7 +26,7 @@ def test_the_wheel_ships_the_configs_and_claims(tmp_path):
                              capture_output=True, text=True)
     assert install.returncode == 0, install.stderr[-3000:]
     code = ("import mixup_bench, sys; print(mixup_bench.__file__); "
-            "from mixup_bench.report.verdicts import load_claims; "
+            "from mixup_bench.report.judgement.verdicts import load_claims; "
             "print(len(load_claims()), 'claims'); "
             "from mixup_bench.cli import main; "
             "sys.exit(main(['train', '--cfg', 'job', 'experiment=paper', 'data=cifar100']))")

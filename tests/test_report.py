@@ -15,18 +15,18 @@ import pytest
 import yaml
 
 from mixup_bench.report.build import build_report, summarise_groups, write_report
-from mixup_bench.report.claim_schema import load_claims, validate_claim
 from mixup_bench.report.cli import main
-from mixup_bench.report.grouping import matches, pair_runs
-from mixup_bench.report.judging import INCONCLUSIVE, NOT_RUN, SUPPORTED
-from mixup_bench.report.rundirs import (
+from mixup_bench.report.judgement.claim_schema import load_claims, validate_claim
+from mixup_bench.report.judgement.judging import INCONCLUSIVE, NOT_RUN, SUPPORTED
+from mixup_bench.report.judgement.verdicts import evaluate_claims
+from mixup_bench.report.runs.grouping import matches, pair_runs
+from mixup_bench.report.runs.rundirs import (
     ALWAYS_SHOWN,
     AUGMENTATION_KEYS,
     find_run_directories,
     load_run,
 )
 from mixup_bench.report.stats import estimate, welch_difference
-from mixup_bench.report.verdicts import evaluate_claims
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -61,7 +61,7 @@ def write_run(
             "root": f"/scratch/{name}",
             "download": False,
         },
-        "model": {"name": model},
+        "model": {"name": model, "zero_init_last": False},
         "optim": {"lr": 0.1, "weight_decay": 5e-4},
         "trainer": {"epochs": epochs, "batch_size": 128, "device": f"cuda:{seed}"},
     }

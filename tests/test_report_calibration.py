@@ -16,7 +16,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from mixup_bench.report.build import build_report, figure_notes, summarise_groups, write_report
-from mixup_bench.report.figures_calibration import MAX_RELIABILITY_PANELS
+from mixup_bench.report.rendering.figures_calibration import MAX_RELIABILITY_PANELS
 from mixup_bench.report.stats import pool_reliability
 
 from .test_report import PNG_MAGIC, load_all, report_in_fresh_python, write_run

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from mixup_bench.report.build import build_report, figure_plans, write_report
-from mixup_bench.report.figures_claims import VERDICT_COLOURS
-from mixup_bench.report.labels import MAX_LINES_PER_PANEL, Labelling
-from mixup_bench.report.markdown import FIGURES
-from mixup_bench.report.panels import alpha_panels, claim_rows, curve_panels
+from mixup_bench.report.rendering.figures_claims import VERDICT_COLOURS
+from mixup_bench.report.rendering.labels import MAX_LINES_PER_PANEL, Labelling
+from mixup_bench.report.rendering.markdown import FIGURES
+from mixup_bench.report.rendering.panels import alpha_panels, claim_rows, curve_panels
 
 from .test_report import GAIN_CLAIM, PNG_MAGIC, REPOSITORY, write_run
 from .test_report_calibration import SEED_TABLES, set_ece, set_reliability

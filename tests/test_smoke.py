@@ -15,7 +15,7 @@ from mixup_bench.errors import ConfigError
 from mixup_bench.mixing import mixer_names
 from mixup_bench.models import model_names
 from mixup_bench.report.build import build_report
-from mixup_bench.report.judging import NOT_RUN, SUPPORTED
+from mixup_bench.report.judgement.judging import NOT_RUN, SUPPORTED
 
 from .conftest import TINY, run_cli
 from .test_verdicts import CLAIM, pairs
@@ -35,11 +35,10 @@ def test_the_smoke_preset_learns_fast_on_a_test_subset():
     assert config["data"]["test_subset"] == 1000 and config["data"]["fraction"] == 0.04
     assert config["model"]["zero_init_last"] is True
     assert config["trainer"]["epochs"] == 1 and config["trainer"]["batch_size"] == 16
-    # Without the preset the key is absent: other runs' settings do not change.
-    assert "test_subset" not in composed("data.root=/data")["data"]
+    assert composed("data.root=/data")["data"]["test_subset"] is None  # the whole test set
     bad = composed("experiment=smoke", "data.root=/data", "data.test_subset=3")
     assert validate(bad, model_names(), mixer_names()) == [
-        "data.test_subset=3: expected an integer >= 10 (test images to evaluate on)"]
+        "data.test_subset=3: expected null (the whole test set) or an integer >= 10"]
 
 
 def test_a_test_subset_is_class_stratified_and_recorded():

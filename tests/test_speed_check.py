@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from scipy import stats as scipy_stats
 
-from mixup_bench.report.speed_check import equivalence, main, projection, render
-from mixup_bench.report.speed_check_best import best_setting, overrides
+from mixup_bench.report.speed_check.best import best_setting, overrides
+from mixup_bench.report.speed_check.check import equivalence, main, projection, render
 
 FAST = {"precision": "auto", "channels_last": "auto", "cudnn_benchmark": True, "compile": True,
         "compile_mode": "max-autotune", "optimizer_step": "fused"}

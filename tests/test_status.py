@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mixup_bench.report.status import (
+from mixup_bench.report.status.jobs import (
     NOT_STARTED,
     RUNNING,
     STALE,
@@ -27,7 +27,7 @@ from mixup_bench.report.status import (
     read_status,
     running_eta,
 )
-from mixup_bench.report.status_view import job_labels, main, override_settings, render
+from mixup_bench.report.status.view import job_labels, main, override_settings, render
 
 NOW = 1_800_000_000.0
 

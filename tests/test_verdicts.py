@@ -17,9 +17,13 @@ import pytest
 from scipy import stats as scipy_stats
 
 from mixup_bench.report.build import build_report, summarise_groups, write_report
-from mixup_bench.report.claim_schema import DEFAULT_TOLERANCE, load_claims, validate_claim
 from mixup_bench.report.cli import main
-from mixup_bench.report.judging import (
+from mixup_bench.report.judgement.claim_schema import (
+    ACCURACY_TOLERANCE,
+    load_claims,
+    validate_claim,
+)
+from mixup_bench.report.judgement.judging import (
     CONTRADICTED,
     INCONCLUSIVE,
     LARGER,
@@ -27,8 +31,8 @@ from mixup_bench.report.judging import (
     SMALLER,
     SUPPORTED,
 )
+from mixup_bench.report.judgement.verdicts import evaluate_claims
 from mixup_bench.report.stats import detectable_change, estimate, p_value, welch_difference
-from mixup_bench.report.verdicts import evaluate_claims
 
 from .test_report import load_all, write_run
 
@@ -82,7 +86,7 @@ def test_the_tolerance_decides_a_near_miss(tmp_path):
     pairs(tmp_path, [0.0155, 0.0160, 0.0165])  # CI ends at +1.72: 0.08 points short of +1.8
     assert judge_claim(tmp_path).verdict == SUPPORTED  # default tolerance 0.22 points
     assert judge_claim(tmp_path, {**CLAIM, "tolerance": 0.0}).verdict == SMALLER
-    assert DEFAULT_TOLERANCE == pytest.approx(0.00218, abs=1e-5)
+    assert ACCURACY_TOLERANCE == pytest.approx(0.00218, abs=1e-5)
 
 
 def test_report_prints_the_rules_and_keeps_ids_and_verdicts(tmp_path):
@@ -259,11 +263,14 @@ def test_power_figures_plan_the_budget(tmp_path):
     pairs(tmp_path, differences)
     result = judge_claim(tmp_path).to_dict()
     spread = estimate(differences).std
-    expected = (scipy_stats.t.ppf(0.975, 2) + scipy_stats.t.ppf(0.8, 2)) * spread / math.sqrt(3)
-    assert result["detectable_change"] == pytest.approx(expected)
-    needed = next(n for n in range(2, 1000)
-                  if (scipy_stats.t.ppf(0.975, n - 1) + scipy_stats.t.ppf(0.8, n - 1))
-                  * spread / math.sqrt(n) <= 0.018)
+
+    def power(change: float, n: int) -> float:  # the two-sided t test on the noncentral t
+        critical = scipy_stats.t.ppf(0.975, n - 1)
+        shifted = scipy_stats.nct(n - 1, change * math.sqrt(n) / spread)
+        return shifted.sf(critical) + shifted.cdf(-critical)
+
+    assert power(result["detectable_change"], 3) == pytest.approx(0.8, abs=1e-6)
+    needed = next(n for n in range(2, 1000) if power(0.018, n) >= 0.8)
     assert result["seeds_to_decide"] == needed
     assert detectable_change(None, 3) is None
 

@@ -30,6 +30,16 @@ def add_epoch_seconds(records: list[dict[str, Any]]) -> None:
             if evaluation else None)
 
 
+def precision_of(record: dict[str, Any] | None) -> str | None:
+    """The arithmetic a measurement ran in: its setting's autocast precision; the classic
+    pipeline (switches None) runs in fp32, as the original Mixup code. Every bench.md row
+    names it, because `auto` resolves differently by machine (bf16 on a CPU with AMX or
+    AVX512-BF16, fp32 on other CPUs; see docs/speed.md)."""
+    if not record or "switches" not in record:
+        return None
+    return record["switches"]["precision"] if record["switches"] else "fp32"
+
+
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator if numerator and denominator else None
 
@@ -50,6 +60,7 @@ def summarise(records: list[dict[str, Any]], plan: Plan) -> dict[str, list[dict[
                     row[f"fast_{key}"], row[f"classic_{key}"] = fast.get(key), classic.get(key)
             row["fast_over_classic"] = _ratio(fast.get("images_per_s"),
                                               classic.get("images_per_s"))
+            row["fast_precision"] = precision_of(fast)
             if measure == "pipeline":
                 row["epoch_draw_seconds"] = fast.get("epoch_draw_seconds")
                 row["epoch_steps"] = fast.get("epoch_steps")
@@ -60,7 +71,8 @@ def summarise(records: list[dict[str, Any]], plan: Plan) -> dict[str, list[dict[
         fast = _find(records, config="fast", measure="train", batch_size=record["batch_size"],
                      aug=record["aug"]) or {}
         summary["switches"].append({
-            "config": record["config"], "batch_size": record["batch_size"],
+            "config": record["config"], "precision": precision_of(record),
+            "batch_size": record["batch_size"],
             "aug": record["aug"], "images_per_s": record["images_per_s"],
             "fast_over_this": _ratio(fast.get("images_per_s"), record["images_per_s"]),
             "seconds_per_epoch": record["seconds_per_epoch"],
@@ -75,7 +87,8 @@ def summarise(records: list[dict[str, Any]], plan: Plan) -> dict[str, list[dict[
         plain, mixed = _find(records, aug="none", **keys), _find(records, aug=aug, **keys)
         if plain and mixed:
             summary["mixing_overhead"].append({
-                "pipeline": pipeline, "batch_size": batch_size, "aug": aug,
+                "pipeline": pipeline, "precision": precision_of(mixed),
+                "batch_size": batch_size, "aug": aug,
                 "time_percent": time_overhead_percent(plain, mixed),
                 "peak_memory_percent": 100 * (mixed["peak_memory_bytes"]
                                               / plain["peak_memory_bytes"] - 1),
@@ -84,6 +97,7 @@ def summarise(records: list[dict[str, Any]], plan: Plan) -> dict[str, list[dict[
                            plain["peak_memory_above_start_bytes"]) or float("nan")) - 100})
     summary["syncs"] = [{key: record.get(key) for key in (
         "config", "batch_size", "aug", "steps", "syncs_per_step", "syncs_at_epoch_end")}
+        | {"precision": precision_of(record)}
         | {"by_phase": ", ".join(f"{phase} {count}" for phase, count in
                                  sorted(record["syncs_by_phase"].items())) or "none"}
         for record in records if record["measure"] == "syncs"]
@@ -268,8 +282,9 @@ def render(results: dict[str, Any]) -> str:
         "The fast pipeline's peak includes the dataset it keeps on the device.", "",
         _table(summary["training"], [
             ("batch_size", "batch", ""), ("aug", "aug", ""),
+            ("fast_precision", "fast precision", ""),
             ("fast_images_per_s", "fast img/s", "rate"),
-            ("classic_images_per_s", "classic img/s", "rate"),
+            ("classic_images_per_s", "classic img/s (fp32)", "rate"),
             ("fast_over_classic", "fast/classic", "ratio"),
             ("fast_seconds_per_epoch", "fast s/epoch", "seconds"),
             ("classic_seconds_per_epoch", "classic s/epoch", "seconds"),
@@ -281,13 +296,13 @@ def render(results: dict[str, Any]) -> str:
         "after the warm-up steps; their time (compilation, cuDNN's search) is shown apart.", "",
         _table(summary["switches"], [
             ("batch_size", "batch", ""), ("config", "setting", ""),
-            ("images_per_s", "img/s", "rate"),
+            ("precision", "precision", ""), ("images_per_s", "img/s", "rate"),
             ("fast_over_this", "fast/this", "ratio"),
             ("seconds_per_epoch", "s/epoch", "seconds"),
             ("eval_seconds_per_test_set", "eval s/10k", "seconds"),
             ("warmup_seconds", "warm-up s", "seconds"),
             ("peak_memory_bytes", memory, "bytes")]),
-        "", "## Data pipeline alone (crop, flip, normalise, mix; no model)", "",
+        "", "## Data pipeline alone (crop, flip, normalise, mix; no model, so no autocast)", "",
         "Mixup and CutMix draw an epoch's lambdas, partners and boxes at its first step and "
         "copy them to the device at once; the timed steps use draws made during warm-up, and "
         "the last columns give that per-epoch cost apart.", "",
@@ -303,8 +318,8 @@ def render(results: dict[str, Any]) -> str:
            "setting measured, by the phase of the step they came from; the epoch's end reads "
            "its loss and accuracy back once (not per step).", "",
            _table(summary.get("syncs", []), [
-               ("config", "setting", ""), ("batch_size", "batch", ""), ("aug", "aug", ""),
-               ("steps", "steps", ""),
+               ("config", "setting", ""), ("precision", "precision", ""),
+               ("batch_size", "batch", ""), ("aug", "aug", ""), ("steps", "steps", ""),
                ("syncs_per_step", "syncs per step", "count"), ("by_phase", "by phase", ""),
                ("syncs_at_epoch_end", "at the epoch's end", "")])]
           if device == "GPU" else ["Not measured: CUDA only."]),
@@ -312,7 +327,8 @@ def render(results: dict[str, Any]) -> str:
         "Time: extra time per image. Memory: the peak over the timed steps, whole and above "
         "what was allocated when they began (model, optimizer state, data).", "",
         _table(summary["mixing_overhead"], [
-            ("pipeline", "pipeline", ""), ("batch_size", "batch", ""), ("aug", "aug", ""),
+            ("pipeline", "pipeline", ""), ("precision", "precision", ""),
+            ("batch_size", "batch", ""), ("aug", "aug", ""),
             ("time_percent", "time", "percent"), ("peak_memory_percent", "peak memory", "percent"),
             ("peak_memory_above_start_percent", "peak above start", "percent")]),
     ]

@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from .cifar import CIFAR10, CIFAR100, CIFAR_SPECS, CifarSpec, load_cifar
 from .loader import DeviceLoader
 from .subsets import stratified_subset
-from .types import CIFAR10_MEAN, CIFAR10_STD, Dataset, Split
+from .types import CIFAR10_MEAN, CIFAR10_STD, MIXUP_AUTHORS_STD, Dataset, Split
 
 
 def load_dataset(data: Any) -> Dataset:
@@ -31,8 +31,10 @@ def load_dataset(data: Any) -> Dataset:
         dataset = load_cifar(data.root, CIFAR_SPECS[data.name], download=data.download,
                              verify=data.verify, fraction=data.fraction,
                              subset_seed=data.subset_seed, label_noise=data.label_noise,
-                             noise_seed=data.subset_seed)
-    return with_test_subset(dataset, getattr(data, "test_subset", None), data.subset_seed)
+                             noise_seed=data.subset_seed,
+                             label_noise_mode=data.get("label_noise_mode", "flip"),
+                             normalization=data.get("normalization", "dataset"))
+    return with_test_subset(dataset, data.get("test_subset"), data.subset_seed)
 
 
 def with_test_subset(dataset: Dataset, count: int | None, seed: int) -> Dataset:
@@ -53,4 +55,5 @@ def with_test_subset(dataset: Dataset, count: int | None, seed: int) -> Dataset:
 
 
 __all__ = ["CIFAR10", "CIFAR100", "CIFAR10_MEAN", "CIFAR10_STD", "CIFAR_SPECS", "CifarSpec",
-           "Dataset", "DeviceLoader", "Split", "load_cifar", "load_dataset", "with_test_subset"]
+           "Dataset", "DeviceLoader", "MIXUP_AUTHORS_STD", "Split", "load_cifar", "load_dataset",
+           "with_test_subset"]

@@ -18,8 +18,15 @@ from pathlib import Path
 import torch
 
 from ..errors import DataError
-from .subsets import flip_labels, stratified_subset
-from .types import CIFAR10_MEAN, CIFAR10_STD, Dataset, Split
+from .subsets import corrupt_labels, stratified_subset
+from .types import (
+    CIFAR10_MEAN,
+    CIFAR10_STD,
+    MIXUP_AUTHORS_MEAN,
+    MIXUP_AUTHORS_STD,
+    Dataset,
+    Split,
+)
 
 log = logging.getLogger(__name__)
 
@@ -215,8 +222,10 @@ def _concatenate(splits: list[Split]) -> Split:
 
 def load_cifar(root: str | Path, spec: CifarSpec, *, download: bool, verify: bool,
                fraction: float, subset_seed: int, label_noise: float = 0.0,
-               noise_seed: int = 0) -> Dataset:
-    """Read a CIFAR variant into uint8 CPU tensors, checked, with subset and noise applied."""
+               noise_seed: int = 0, label_noise_mode: str = "flip",
+               normalization: str = "dataset") -> Dataset:
+    """Read a CIFAR variant into uint8 CPU tensors, checked, with subset and noise applied;
+    normalised with the variant's own statistics or the Mixup authors' (CIFAR-10 only)."""
     root = Path(root).expanduser().resolve()
     folder = ensure_cifar(root, download, spec)
     for name in [*spec.train_files, *spec.test_files]:
@@ -236,8 +245,14 @@ def load_cifar(root: str | Path, spec: CifarSpec, *, download: bool, verify: boo
     test = _concatenate([read_batch(folder / name, spec.num_classes)
                          for name in spec.test_files])
     subset = stratified_subset(train.labels, fraction, subset_seed)
-    labels, flipped = flip_labels(train.labels[subset], label_noise, spec.num_classes,
-                                  noise_seed)
+    labels, flipped = corrupt_labels(train.labels[subset], label_noise, spec.num_classes,
+                                     noise_seed, label_noise_mode)
+    mean, std = spec.mean, spec.std
+    if normalization == "mixup_authors":
+        if spec is not CIFAR10:
+            raise DataError(f"data.normalization=mixup_authors: the Mixup authors' constants "
+                            f"are CIFAR-10's, not {spec.name}'s; use dataset")
+        mean, std = MIXUP_AUTHORS_MEAN, MIXUP_AUTHORS_STD
     return Dataset(train=Split(train.images[subset], labels), test=test,
-                   num_classes=spec.num_classes, checksums=checksums, mean=spec.mean,
-                   std=spec.std, noisy_labels=flipped)
+                   num_classes=spec.num_classes, checksums=checksums, mean=mean,
+                   std=std, noisy_labels=flipped)

@@ -3,7 +3,9 @@
 The article's first advice is to try Mixup on small datasets such as medical
 images; `data=imagefolder` reads root/train/<class>/* and root/test/<class>/*,
 or, when there is no train/ and test/, root/<class>/* with a stratified test
-split chosen by data.subset_seed. Images are resized to data.image_size
+split chosen by data.split_seed alone, so that sweeps over data.fraction or
+data.subset_seed (which choose the training subset and the noisy labels) are all
+tested on the same images. Images are resized to data.image_size
 squares once, at load time; normalisation uses the training set's own mean
 and std. Folder scanning and decoding are torchvision's ImageFolder.
 """
@@ -16,7 +18,7 @@ from typing import Any
 import torch
 
 from ..errors import DataError
-from .subsets import flip_labels, stratified_subset
+from .subsets import corrupt_labels, stratified_subset
 from .types import Dataset, Split
 
 
@@ -64,13 +66,17 @@ def load_imagefolder(data: Any) -> Dataset:
             raise DataError(f"{root}: train/ and test/ have different class folders")
     else:
         everything, classes = _read_folder(root, size)
-        train, test = _stratified_split(everything, data.test_fraction, data.subset_seed)
+        train, test = _stratified_split(everything, data.test_fraction,
+                                        data.get("split_seed", 0))
     if data.num_classes is not None and data.num_classes != len(classes):
         raise DataError(f"data.num_classes={data.num_classes}: {root} has {len(classes)} "
                         "class folders")
     subset = stratified_subset(train.labels, data.fraction, data.subset_seed)
-    labels, flipped = flip_labels(train.labels[subset], data.label_noise, len(classes),
-                                  data.subset_seed)
+    labels, flipped = corrupt_labels(train.labels[subset], data.label_noise, len(classes),
+                                     data.subset_seed, data.get("label_noise_mode", "flip"))
+    if data.get("normalization", "dataset") != "dataset":
+        raise DataError(f"data.normalization={data.get('normalization')}: an image folder is "
+                        "normalised with its own training images' statistics (dataset)")
     train = Split(train.images[subset], labels)
     pixels = train.images.float().div(255)
     mean = tuple(pixels.mean(dim=(0, 2, 3)).tolist())

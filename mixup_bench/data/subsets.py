@@ -1,7 +1,7 @@
 """Which training images a run sees: class-stratified subsets and label noise.
 
 Both draw from their own seeded generators, so every run of a sweep sees the
-same subset and the same flipped labels whatever its training seed.
+same subset and the same corrupted labels whatever its training seed.
 """
 
 from __future__ import annotations
@@ -27,20 +27,32 @@ def stratified_subset(labels: torch.Tensor, fraction: float, seed: int) -> torch
     return torch.sort(torch.cat(chosen)).values
 
 
-def flip_labels(labels: torch.Tensor, fraction: float, num_classes: int,
-                seed: int) -> tuple[torch.Tensor, int]:
-    """Give round(fraction * N) randomly chosen labels a different class, uniformly.
+LABEL_NOISE_MODES = ("flip", "random")
 
-    The Mixup paper's corrupted-label experiment; seeded by its own seed, and
-    only ever applied to the training split.
+
+def corrupt_labels(labels: torch.Tensor, fraction: float, num_classes: int, seed: int,
+                   mode: str = "flip") -> tuple[torch.Tensor, int]:
+    """Corrupt round(fraction * N) randomly chosen labels; returns the labels and how many
+    now differ from the true ones.
+
+    mode "flip": each chosen label becomes another class, uniformly (exactly that many
+    labels are wrong). mode "random": each chosen label is replaced by a class drawn
+    uniformly from all K, which may be the old one (about fraction * (K - 1) / K of the
+    labels end up wrong): the Mixup paper's corrupted-label experiment, which "replaces
+    labels with random ones". Seeded by its own seed, only ever applied to the training split.
     """
+    if mode not in LABEL_NOISE_MODES:
+        raise ValueError(f"label noise mode {mode!r}: expected one of {LABEL_NOISE_MODES}")
     if fraction <= 0:
         return labels, 0
     generator = torch.Generator().manual_seed(seed)
     count = round(fraction * labels.numel())
     chosen = torch.randperm(labels.numel(), generator=generator)[:count]
-    # An offset in 1..K-1 always lands on another class, each equally likely.
-    offsets = torch.randint(1, num_classes, (count,), generator=generator)
     noisy = labels.clone()
-    noisy[chosen] = (labels[chosen] + offsets) % num_classes
-    return noisy, count
+    if mode == "flip":
+        # An offset in 1..K-1 always lands on another class, each equally likely.
+        offsets = torch.randint(1, num_classes, (count,), generator=generator)
+        noisy[chosen] = (labels[chosen] + offsets) % num_classes
+    else:
+        noisy[chosen] = torch.randint(0, num_classes, (count,), generator=generator)
+    return noisy, int((noisy != labels).sum())

@@ -9,7 +9,7 @@ mixing. Writes OUT/REPORT.md, OUT/report.csv, OUT/report.json and PNG figures
 (SVG too on request), the claims figure first.
 
 The work is split by job: rundirs reads the files, grouping matches runs,
-stats computes intervals, verdicts judges the claims in report/claims/,
+stats computes intervals, verdicts judges the claims in report/judgement/claims/,
 model holds the result, panels decides what each figure shows (labels: what
 varies), markdown and figures present it; this module builds and writes it,
 cli is the command line.
@@ -25,20 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .figures import draw_accuracy_vs_alpha, draw_curves, save
-from .figures_calibration import MAX_RELIABILITY_PANELS, draw_reliability
-from .figures_claims import draw_claims
-from .grouping import (
-    group_runs,
-    is_unmixed,
-    pair_runs,
-    table_columns,
-    varying_keys,
-)
-from .labels import labelling, shown
-from .markdown import FIGURES, render_markdown
-from .model import GroupResult, Report
-from .panels import (
+from .judgement.verdicts import evaluate_claims
+from .rendering.figures import draw_accuracy_vs_alpha, draw_curves, save
+from .rendering.figures_calibration import MAX_RELIABILITY_PANELS, draw_reliability
+from .rendering.figures_claims import draw_claims
+from .rendering.labels import labelling, shown
+from .rendering.markdown import FIGURES, render_markdown
+from .rendering.model import GroupResult, Report
+from .rendering.panels import (
     alpha_panels,
     alt_texts,
     claim_rows,
@@ -48,7 +42,14 @@ from .panels import (
     figure_text,
     reliability_panels,
 )
-from .rundirs import (
+from .runs.grouping import (
+    group_runs,
+    is_unmixed,
+    pair_runs,
+    table_columns,
+    varying_keys,
+)
+from .runs.rundirs import (
     ACCURACY_METRICS,
     AUGMENTATION_KEYS,
     CALIBRATION_METRICS,
@@ -58,7 +59,6 @@ from .rundirs import (
     load_run,
 )
 from .stats import estimate, pool_reliability
-from .verdicts import evaluate_claims
 
 # report.csv column suffix -> Estimate field.
 CSV_PARTS = {"n": "n", "mean": "mean", "std": "std", "ci_low": "low", "ci_high": "high"}

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .build import build_report, write_report
-from .verdicts import load_claims
+from .judgement.verdicts import load_claims
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="YAML",
-        help="an extra claims file, in the schema of mixup_bench/report/claims/*.yaml (repeatable)",
+        help="an extra claims file, in the schema of "
+             "mixup_bench/report/judgement/claims/*.yaml (repeatable)",
     )
     parser.add_argument(
         "--svg", action="store_true", help="also write each figure as SVG, beside its PNG"

@@ -149,15 +149,40 @@ def p_value(value: Estimate) -> float | None:
     return float(2 * special.stdtr(value.degrees_of_freedom, -statistic))  # = stats.t.sf
 
 
+def t_test_power(change: float, std: float, count: int,
+                 confidence: float = CONFIDENCE) -> float:
+    """The power of the two-sided one-sample t test on `count` paired values with this
+    spread when the true mean change is `change`: P(|T| > t_crit) with T noncentral t,
+    n - 1 degrees of freedom and noncentrality change * sqrt(n) / std (scipy.special's
+    nctdtr, the function scipy.stats.nct.cdf evaluates)."""
+    from scipy import special
+
+    df = count - 1
+    critical = t_critical(df, confidence)
+    noncentrality = change * math.sqrt(count) / std
+    upper = 1 - float(special.nctdtr(df, noncentrality, critical))
+    # The opposite tail is below 1e-16 for a large noncentrality, where nctdtr gives NaN.
+    lower = float(special.nctdtr(df, noncentrality, -critical))
+    return upper + (lower if math.isfinite(lower) else 0.0)
+
+
 def detectable_change(std: float | None, count: int, power: float = POWER,
                       confidence: float = CONFIDENCE) -> float | None:
     """The smallest true mean change that `count` paired values with this spread detect
-    with the given power by a two-sided t test: (t_{1-a/2} + t_{power}) × std / sqrt(n),
-    with n - 1 degrees of freedom (the usual approximation to the noncentral t)."""
+    with the given power by a two-sided t test, solved on the noncentral t (t_test_power).
+
+    The textbook shortcut (t_{1-a/2} + t_{power}) x std / sqrt(n) with central t quantiles
+    is optimistic at few seeds: its change has only 0.77 power at n = 3, not 0.80."""
     if std is None or std <= 0 or count < 2:
         return None
-    df = count - 1
-    return (t_critical(df, confidence) + t_quantile(power, df)) * std / math.sqrt(count)
+    from scipy.optimize import brentq
+
+    # Power rises with the change from the test's level at 0; twice the central-t
+    # shortcut has power near 1 for every count >= 2 at the usual levels.
+    shortcut = (t_critical(count - 1, confidence) + t_quantile(power, count - 1)) / math.sqrt(count)
+    low, high = 0.0, 2 * shortcut * std
+    return float(brentq(lambda change: t_test_power(change, std, count, confidence) - power,
+                        low, high, xtol=1e-12 * std, rtol=1e-10))
 
 
 def seeds_needed(std: float | None, change: float | None, power: float = POWER,
@@ -167,8 +192,7 @@ def seeds_needed(std: float | None, change: float | None, power: float = POWER,
     if std is None or std <= 0 or not change:
         return None
     for count in range(2, MAX_SEEDS + 1):
-        found = detectable_change(std, count, power, confidence)
-        if found is not None and found <= abs(change):
+        if t_test_power(abs(change), std, count, confidence) >= power:
             return count
     return None
 

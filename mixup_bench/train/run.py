@@ -164,6 +164,7 @@ def _set_up(cfg: DictConfig, config: dict[str, Any], run_dir: Path, runtime: Run
     summary["environment"] = environment(runtime, dataset.checksums)
     summary["train_images"], summary["test_images"] = len(dataset.train), len(dataset.test)
     summary["noisy_train_labels"] = dataset.noisy_labels
+    summary["normalization"] = {"mean": list(dataset.mean), "std": list(dataset.std)}
     summary["trades"] = trades(dataset)
     summary["judgeable"] = not summary["trades"]
     write_json_atomic(run_dir / "summary.json", summary)

@@ -14,13 +14,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..judgement.judging import (
+    CONTRADICTED,
+    INCONCLUSIVE,
+    LARGER,
+    LARGER_ZERO,
+    NOT_RUN,
+    SMALLER,
+    SMALLER_ZERO,
+    SUPPORTED,
+)
 from .figures import DPI, TEXT, TITLE, FigureText, wrap
-from .judging import CONTRADICTED, INCONCLUSIVE, LARGER, NOT_RUN, SMALLER, SUPPORTED
 
 VERDICT_COLOURS = {
     SUPPORTED: "#1a9850",
     SMALLER: "#f46d43",
+    SMALLER_ZERO: "#fdae61",  # paler: 0 is not excluded either
     LARGER: "#4575b4",
+    LARGER_ZERO: "#91bfdb",
     CONTRADICTED: "#d73027",
     INCONCLUSIVE: "#737373",
     NOT_RUN: "#bdbdbd",

@@ -23,12 +23,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..config import SPEED_SWITCHES
-from .grouping import pair_runs
-from .rundirs import Run, find_run_directories, load_run
-from .speed_check_best import best_setting, overrides
-from .speed_check_markdown import NOT_RUN, render
-from .stats import estimate, is_number
+from ...config import SPEED_SWITCHES
+from ..runs.grouping import pair_runs
+from ..runs.rundirs import Run, find_run_directories, load_run
+from ..stats import estimate, is_number
+from .best import best_setting, overrides
+from .markdown import NOT_RUN, render
 
 SWITCH_KEYS = tuple(SPEED_SWITCHES)
 # The equivalence margin on the training loss (nats): a defect worth finding (a batch left

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .grouping import Group
-from .rundirs import Run
-from .stats import Estimate
-from .verdicts import ClaimResult
+from ..judgement.verdicts import ClaimResult
+from ..runs.grouping import Group
+from ..runs.rundirs import Run
+from ..stats import Estimate
 
 
 @dataclass

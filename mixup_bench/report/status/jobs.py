@@ -30,9 +30,9 @@ from typing import Any
 
 import yaml
 
-from ..jsonio import read_json_mapping
-from .rundirs import CONFIG_FILE, METRICS_FILE, SKIPPED_FOLDERS, SUMMARY_FILE
-from .stats import is_number
+from ...jsonio import read_json_mapping
+from ..runs.rundirs import CONFIG_FILE, METRICS_FILE, SKIPPED_FOLDERS, SUMMARY_FILE
+from ..stats import is_number
 
 MULTIRUN_FILE = "multirun.yaml"
 OVERRIDES_FILE = Path(".hydra") / "overrides.yaml"
@@ -158,7 +158,7 @@ def _planned_epochs(path: Path, summary: dict[str, Any]) -> int | None:
 
 
 def last_metrics(path: Path, count: int = RECENT_EPOCHS + 1) -> list[dict[str, Any]]:
-    """The last `count` readable lines of metrics.jsonl. Unlike rundirs.read_metrics, which
+    """The last `count` readable lines of metrics.jsonl. Unlike runs/rundirs.read_metrics, which
     the report uses, it parses only those: on 1,000 runs of 200 epochs, parsing every line
     took most of a status read."""
     try:
@@ -376,7 +376,7 @@ def _look_again_at_stale(by_sweep: dict[Path | None, list[Job]], now: float) -> 
 
 def read_status(roots: Iterable[Path], now: float | None = None) -> list[Sweep]:
     """The sweeps (and loose runs) under `roots`, each job read from its run directory."""
-    from .rundirs import find_run_directories
+    from ..runs.rundirs import find_run_directories
 
     now = time.time() if now is None else now
     roots = [Path(root) for root in roots]

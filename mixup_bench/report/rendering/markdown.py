@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..judgement.verdicts import VERDICT_RULES
+from ..runs.rundirs import IGNORED_KEYS
+from ..stats import Estimate
 from .labels import Labelling, labelling, setting_text, shown
 from .markdown_claims import claims_section, headline_section, shown_path, table
-from .rundirs import IGNORED_KEYS
-from .stats import Estimate
-from .verdicts import VERDICT_RULES
 
 if TYPE_CHECKING:
     from .model import Report

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..stats import Estimate, estimate, is_number
+from .legacy import UNKNOWN
 from .rundirs import (
     ALWAYS_SHOWN,
     AUGMENTATION_KEYS,
@@ -25,7 +27,6 @@ from .rundirs import (
     is_ignored,
     is_mixing_parameter,
 )
-from .stats import Estimate, estimate, is_number
 
 Reader = Callable[[Run], "float | None"]
 
@@ -181,14 +182,63 @@ def value_matches(actual: Any, wanted: Any) -> bool:
     return str(actual).lower() == str(wanted).lower()
 
 
+def unknown_settings(run: Run, selector: dict[str, Any],
+                     defaults: dict[str, Any] | None = None) -> list[str]:
+    """The keys the selector pins, or needs at their default, that this run cannot tell:
+    UNKNOWN (legacy.py: written before the key existed, old value not on record) or
+    missing altogether (a selector's null still matches a missing key)."""
+    needed = {**(defaults or {}), **selector}
+    return sorted(key for key, wanted in needed.items()
+                  if (key in run.settings and run.settings[key] == UNKNOWN)
+                  or (key not in run.settings and (wanted is not None or key not in selector)))
+
+
 def matches(run: Run, selector: dict[str, Any], defaults: dict[str, Any] | None = None) -> bool:
     """The run has every value the selector names and, for each key in `defaults` the
-    selector does not name, the default (a key the run lacks, as older runs do, or that is
-    blank because the run does not mix, counts as the default)."""
+    selector does not name, the default (a key that is blank because the run does not mix
+    counts as the default). A key whose value the run cannot tell (unknown_settings)
+    never matches: the run is left out, not read as today's default."""
+    if unknown_settings(run, selector, defaults):
+        return False
     if not all(value_matches(run.settings.get(key), wanted) for key, wanted in selector.items()):
         return False
     return all(run.settings.get(key) is None or value_matches(run.settings[key], default)
                for key, default in (defaults or {}).items() if key not in selector)
+
+
+# Keys whose value decides whether a run follows a paper's protocol: a run the claim's
+# selectors would take but for one of these is listed as left out, with the value it has.
+PROTOCOL_KEYS = ("model.zero_init_last", "data.label_noise_mode", "data.normalization")
+
+
+def left_out_runs(runs: Iterable[Run], selectors: Iterable[dict[str, Any]],
+                  defaults: dict[str, Any] | None = None) -> list[dict[str, str]]:
+    """The finished runs a selector would take but for keys they cannot tell (unknown) or
+    a PROTOCOL_KEYS value other than the claim needs, each with why."""
+    found: dict[str, str] = {}
+    for selector in selectors:
+        needed = {**(defaults or {}), **selector}
+        for run in runs:
+            if not run.finished or str(run.path) in found:
+                continue
+            unknown = unknown_settings(run, selector, defaults)
+            other = [key for key in PROTOCOL_KEYS if key in needed and key not in unknown
+                     and run.settings.get(key) is not None
+                     and not value_matches(run.settings.get(key), needed[key])]
+            if not unknown and not other:
+                continue
+            known = {key: value for key, value in selector.items()
+                     if key not in unknown and key not in other}
+            rest = {key: value for key, value in (defaults or {}).items()
+                    if key not in unknown and key not in other}
+            if matches(run, known, rest):
+                why = [f"{key}={run.settings[key]} where the claim needs {needed[key]}"
+                       for key in other]
+                if unknown:
+                    why.append(f"{', '.join(unknown)} unknown (the run predates the key and "
+                               "the value its version used is not on record)")
+                found[str(run.path)] = "; ".join(why)
+    return [{"run": path, "why": why} for path, why in sorted(found.items())]
 
 
 def contrast_keys(baseline: dict[str, Any], treatment: dict[str, Any]) -> set[str]:

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .claim_schema import scale
-from .judging import FAMILY_ERROR
-from .stats import Estimate
-from .verdicts import ClaimResult, lower_is_better, metric_name, number
+from ..judgement.claim_schema import scale
+from ..judgement.judging import FAMILY_ERROR
+from ..judgement.verdicts import ClaimResult, lower_is_better, metric_name, number
+from ..stats import Estimate
 
 if TYPE_CHECKING:
     from .model import Report
@@ -149,6 +149,8 @@ def claims_section(report: Report) -> list[str]:
                 f"{shown_path(Path(run['treatment']), report.directories)}"
                 + (f" (left out: {', '.join(run['left_out'])})" if run["left_out"] else "")
                 for run in data["runs"]))
+        lines += [f"- Left out: {shown_path(Path(item['run']), report.directories)}: "
+                  f"{item['why']}" for item in data["left_out"]]
     return lines + [""]
 
 

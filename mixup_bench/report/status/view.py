@@ -1,6 +1,6 @@
 """`mixup-bench status DIR... [--watch [SECONDS]]`: one line per job, a total line per sweep.
 
-Jobs are named the report's way (labels.py): the method, α, and the other
+Jobs are named the report's way (rendering/labels.py): the method, α, and the other
 overrides that vary within the sweep; what every job shares is said once, in
 the sweep's heading. The seed and the preset, which the report averages over
 or leaves out, are named here too when they vary: a job is one seed.
@@ -17,8 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .labels import Labelling, setting_text
-from .status import NOT_STARTED, RUNNING, Job, Sweep, read_status
+from ..rendering.labels import Labelling, setting_text
+from .jobs import NOT_STARTED, RUNNING, Job, Sweep, read_status
 
 # Config groups whose option sets <group>.name to its own name (conf/): `aug=mixup` reads
 # as the report's aug.name=mixup, shown as "mixup".

@@ -6,9 +6,10 @@ The vocabulary is the one a reviewer uses:
 
 - supported: the interval excludes 0 and holds the published change
   (within the tolerance); a claim without a number: the interval excludes 0;
-- smaller than claimed / larger than claimed: the interval excludes the
-  published change (beyond the tolerance), and the effect is not ruled out
-  by it to be a real one;
+- smaller than claimed / larger than claimed: the interval excludes 0 and
+  the published change (beyond the tolerance): a real effect, of another size;
+  with "; no change not excluded" when the interval also holds 0 (or Holm's
+  step-down stopped before the claim), so nobody reads an effect into it;
 - contradicted: the interval excludes the published change and any gain
   larger than the tolerance in the claimed direction (a tight null result);
 - inconclusive: too few seeds, too short, no interval (identical
@@ -20,15 +21,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .stats import CONFIDENCE, POWER, Estimate, detectable_change, seeds_needed
+from ..runs.legacy import LEGACY_TEXT
+from ..stats import CONFIDENCE, POWER, Estimate, detectable_change, seeds_needed
+from .claim_schema import ACCURACY_TOLERANCE, ECE_TOLERANCE
 
 SUPPORTED = "supported"
 SMALLER = "smaller than claimed"
 LARGER = "larger than claimed"
+# A size verdict whose interval also holds 0: readers take "smaller than claimed" for "an
+# effect, only smaller", so the verdict itself says that no change is not ruled out.
+ZERO_NOT_EXCLUDED = "no change not excluded"
+SMALLER_ZERO = f"{SMALLER}; {ZERO_NOT_EXCLUDED}"
+LARGER_ZERO = f"{LARGER}; {ZERO_NOT_EXCLUDED}"
 CONTRADICTED = "contradicted"
 INCONCLUSIVE = "inconclusive"
 NOT_RUN = "not run"
-VERDICTS = (SUPPORTED, SMALLER, LARGER, CONTRADICTED, INCONCLUSIVE, NOT_RUN)
+VERDICTS = (SUPPORTED, SMALLER, SMALLER_ZERO, LARGER, LARGER_ZERO, CONTRADICTED, INCONCLUSIVE,
+            NOT_RUN)
 FAMILY_ERROR = 1 - CONFIDENCE  # Holm controls the chance of any false "excludes 0" at this
 
 
@@ -80,10 +89,19 @@ def judge(evidence: Evidence, allow_zero_excluded: bool = True) -> tuple[str, st
         if high <= tol:
             return CONTRADICTED, ("the interval excludes the published change and any gain "
                                   "larger than the tolerance")
-        return SMALLER, ("the interval lies below the published change"
-                         + ("" if above_zero else "; it also holds 0"))
-    return LARGER, ("the interval lies above the published change"
-                    + ("" if above_zero else "; it also holds 0"))
+        if above_zero:
+            return SMALLER, "the interval excludes 0 and lies below the published change"
+        return SMALLER_ZERO, f"the interval lies below the published change and {_zero(low)}"
+    if above_zero:
+        return LARGER, "the interval excludes 0 and lies above the published change"
+    return LARGER_ZERO, f"the interval lies above the published change and {_zero(low)}"
+
+
+def _zero(low: float) -> str:
+    """Why 0 is not excluded: the interval holds it, or Holm's step-down stopped before."""
+    if low <= 0:
+        return "holds 0"
+    return "may not count as excluding 0 (Holm's step-down stopped before this claim)"
 
 
 def per_seed_spread(effect: Estimate) -> float | None:
@@ -108,19 +126,37 @@ def power_figures(evidence: Evidence) -> tuple[float | None, int | None]:
 RULES = f"""\
 - The measured effect is the mean over seeds of paired differences (the treatment run
   minus the baseline run with the same settings and seed), signed so that positive is
-  the direction the claim states. `gain_larger` compares two such mean gains with
-  Welch's interval. Intervals are {100 * CONFIDENCE:.0f}% Student t intervals (scipy).
+  the direction the claim states. Intervals are {100 * CONFIDENCE:.0f}% Student t
+  intervals (scipy). `gain_larger` compares two such gains: where both conditions ran the same
+  seeds, by the per-seed difference of the two paired differences (an exact paired t
+  interval); where the seeds differ, by Welch's interval on the two mean gains. The
+  report says which.
 - A claim is judged on exactly the runs it describes: every condition key it does not
-  pin (data fraction, label noise, dropout, label smoothing and the other aug.* switches)
-  must hold its config default. If runs of more than one condition still match, the
-  claim is not decided; the report names the keys to pin. One seed is one pair: a seed
-  run twice counts once (the longer, then later run), and the report lists the runs used.
+  pin (data fraction, label noise, dropout, zero_init_last, label smoothing and the
+  other aug.* switches) must hold its config default. If runs of more than one condition
+  still match, the claim is not decided; the report names the keys to pin. One seed is
+  one pair: a seed run twice counts once (the longer, then later run), and the report
+  lists the runs used and those left out, with why.
+- A key a run lacks (written before the key existed) takes the value the older version
+  used where it is known ({LEGACY_TEXT});
+  otherwise it is unknown, and a claim that pins the key or needs its default leaves
+  the run out and says so.
+- `alpha_too_large` compares the published alpha with the largest alpha (or the claim's
+  `large`) among the runs its own selector describes (its method and pinned keys), never
+  an alpha only another method ran.
 - **supported**: the interval excludes 0 and holds the published change, within the
-  claim's tolerance (default 0.22 points: the binomial standard error of a 95% accuracy
-  on the 10,000 test images). A claim without a number: the interval lies above 0.
-- **smaller than claimed** / **larger than claimed**: the interval lies below / above the
-  published change by more than the tolerance (it may or may not also exclude 0; the
-  reason says).
+  claim's tolerance. A claim without a number: the interval lies above 0. The default
+  tolerance is the test set's sampling floor for the metric: accuracy and error rate
+  {100 * ACCURACY_TOLERANCE:.2f} points (the binomial standard error of a 95% accuracy on
+  10,000 test images), ECE {100 * ECE_TOLERANCE:.2f} points (at most the first-order
+  standard error of 15 bins' accuracies, sqrt(15 x 0.95 x 0.05 / 10,000)); a claim on
+  any other metric must state its tolerance.
+- **smaller than claimed** / **larger than claimed**: the interval excludes 0 and lies
+  below / above the published change by more than the tolerance.
+- **smaller than claimed; no change not excluded** / **larger than claimed; no change
+  not excluded**: the interval lies below / above the published change by more than the
+  tolerance but also holds 0 (or may not count as excluding it after Holm): a true
+  change of 0 fits the data as well.
 - **contradicted**: the interval excludes the published change and any gain larger than
   the tolerance in the claimed direction (a tight null result, or a loss).
 - **inconclusive**: fewer paired seeds than the claim's `min_seeds` (default 3), runs
@@ -131,9 +167,23 @@ RULES = f"""\
   a level never decides a gain's verdict.
 - Many claims: with m claims tested, the Holm-adjusted verdict applies the same rules to
   a wider interval, at 1 - {FAMILY_ERROR:g}/k for the claim ranked r by its p-value
-  (k = m - r + 1); once one claim in that order fails to exclude 0, none after it may.
+  (k = m - r + 1); once one claim in that order fails to exclude 0 (on either side: a
+  significant loss rejects "no change" as much as a gain), none after it may.
   This keeps the chance of any false "excludes 0" among the claims under {FAMILY_ERROR:g}.
 - Power: "detectable" is the smallest true change the paired seeds would detect with
-  {100 * POWER:.0f}% power at the measured spread ((t(0.975) + t(0.8)) x std / sqrt(n));
-  "seeds to decide" is how many paired seeds would detect the published change.
+  {100 * POWER:.0f}% power at the measured spread, by the two-sided t test's power on the
+  noncentral t distribution (scipy); "seeds to decide" is how many paired seeds would
+  detect the published change with that power.
 """
+
+
+def rules_page() -> str:
+    """docs/verdicts.md: RULES exactly as REPORT.md prints them, under a short header
+    (written by scripts/write_verdict_rules.py; a test keeps the page and the code equal)."""
+    return ("# Verdict rules\n\n"
+            "How `mixup-bench report` judges each published claim. This page is\n"
+            "generated from `mixup_bench/report/judgement/judging.py` (`RULES`, printed\n"
+            "verbatim at the end of every REPORT.md) by\n"
+            "`python scripts/write_verdict_rules.py`; the claims themselves are in\n"
+            "`mixup_bench/report/judgement/claims/*.yaml`, their schema in\n"
+            "`mixup_bench/report/judgement/claim_schema.py`.\n\n" + RULES)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import SPEED_SWITCHES
-from .stats import is_number
+from ...config import SPEED_SWITCHES
+from ..stats import is_number
 
 NOT_RUN = "not run"
 

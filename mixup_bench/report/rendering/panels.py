@@ -12,23 +12,23 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from .claim_schema import (
+from ..judgement.claim_schema import (
     condition_defaults,
     metric_name,
     published_levels,
     scale,
     tolerance,
 )
+from ..judgement.judging import INCONCLUSIVE
+from ..judgement.verdicts import judged_change
+from ..runs.grouping import condition, is_unmixed, matches
+from ..runs.rundirs import ALWAYS_SHOWN, AUGMENTATION_KEYS, is_mixing_parameter
+from ..stats import is_number
 from .figures import AlphaPanel, AlphaSeries, CurvePanel, FigureText, Level, Line
 from .figures_calibration import ReliabilityPanel
 from .figures_claims import ClaimRow
-from .grouping import condition, is_unmixed, matches
-from .judging import INCONCLUSIVE
 from .labels import Labelling, facet, labelling, panel_keys
 from .model import GroupResult
-from .rundirs import ALWAYS_SHOWN, AUGMENTATION_KEYS, is_mixing_parameter
-from .stats import is_number
-from .verdicts import judged_change
 
 if TYPE_CHECKING:
     from .model import Report

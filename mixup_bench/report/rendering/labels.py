@@ -22,11 +22,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from .grouping import is_unmixed, sortable
+from ..runs.grouping import is_unmixed, sortable
 
 if TYPE_CHECKING:
     from .model import Report
-from .rundirs import ALWAYS_SHOWN, NO_AUGMENTATION, freeze, is_ignored, is_mixing_parameter
+from ..runs.rundirs import ALWAYS_SHOWN, NO_AUGMENTATION, freeze, is_ignored, is_mixing_parameter
 
 # Named in every label whenever they vary (a method is read with its strength).
 PRIMARY_KEYS = ("aug.name", "alpha")

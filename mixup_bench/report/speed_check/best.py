@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import SPEED_SWITCHES
-from .stats import is_number
+from ...config import SPEED_SWITCHES
+from ..stats import is_number
 
 
 def best_setting(bench: dict[str, Any], batch_size: int, epochs: int,

@@ -1,6 +1,6 @@
 """Published claims as data: the claims files, their schema, and the defaults a claim implies.
 
-Claims live in mixup_bench/report/claims/*.yaml (and files given with
+Claims live in mixup_bench/report/judgement/claims/*.yaml (and files given with
 `--claims`), so checking one more claim is a few lines of YAML that name
 config keys, not new code. Each file holds `claims:`, a list of mappings:
 
@@ -14,7 +14,9 @@ config keys, not new code. Each file holds `claims:`, a list of mappings:
     min_epochs, min_seeds   below these no verdict is given (defaults 200 and 3)
     tolerance               how far outside the interval the published change may lie
                             and still count as held, in points (percent) or units
-                            (default: the test set's binomial floor, 0.22 points)
+                            (default: the test set's floor for the metric: 0.22 points
+                            for accuracies, 0.84 for ECE; DEFAULT_TOLERANCES; a claim
+                            on any other metric must state one)
     published               text shown as the published value
     published_baseline,     levels as printed (percent when `percent`): their
     published_treatment     difference is the published change (gain, error_rate)
@@ -46,7 +48,7 @@ from typing import Any
 
 import yaml
 
-CLAIM_PACKAGE = "mixup_bench.report.claims"
+CLAIM_PACKAGE = "mixup_bench.report.judgement.claims"
 CONFIG_PACKAGE = "mixup_bench.conf"
 REQUIRED_KEYS = {
     "gain": ("baseline", "treatment"),
@@ -56,10 +58,28 @@ REQUIRED_KEYS = {
 }
 DEFAULT_MIN_EPOCHS = 200  # a full schedule of the papers' CIFAR recipes
 DEFAULT_MIN_SEEDS = 3
-# The binomial standard error of an accuracy near 95% on the 10,000 CIFAR test images,
-# sqrt(0.95 * 0.05 / 10000) = 0.0022: differences below it are within the test set's floor.
+# Default tolerances, one per metric, in the metric's own units (fractions). Each is the
+# test set's own sampling floor for that metric, so a published change within it of the
+# interval is "held": a smaller miss is below what 10,000 test images can resolve.
+# - accuracy (and the error rate 1 - accuracy): the binomial standard error of an accuracy
+#   near 95% on the 10,000 CIFAR test images, sqrt(0.95 * 0.05 / 10000) = 0.0022.
+# - ECE (15 equal-width confidence bins): sum_b (n_b / N) |acc_b - conf_b|; each bin's
+#   accuracy carries a binomial error sqrt(p_b (1 - p_b) / n_b), so the first-order standard
+#   error of the sum is at most sum_b sqrt(n_b p_b (1 - p_b)) / N <= sqrt(15 * 0.95 * 0.05 /
+#   10000) = 0.0084 (Cauchy-Schwarz over the 15 bins, at 95% accuracy overall).
+# A metric not listed here (a loss, a custom key) has no default: a claim on it must state
+# its own `tolerance`, and validate_claim refuses it otherwise.
 TEST_SET_IMAGES = 10_000
-DEFAULT_TOLERANCE = math.sqrt(0.95 * 0.05 / TEST_SET_IMAGES)
+ACCURACY_TOLERANCE = math.sqrt(0.95 * 0.05 / TEST_SET_IMAGES)
+ECE_BINS = 15
+ECE_TOLERANCE = math.sqrt(ECE_BINS * 0.95 * 0.05 / TEST_SET_IMAGES)
+DEFAULT_TOLERANCES = {
+    "final_test_acc": ACCURACY_TOLERANCE,
+    "last10_test_acc": ACCURACY_TOLERANCE,
+    "last10_median_test_acc": ACCURACY_TOLERANCE,
+    "test_ece": ECE_TOLERANCE,
+    "final_test_ece": ECE_TOLERANCE,
+}
 REFUSED_METRICS = {"best_test_acc": "it is the best epoch chosen on the test set itself, an "
                                     "optimistic estimate; use final_test_acc, last10_test_acc "
                                     "or last10_median_test_acc"}
@@ -143,6 +163,10 @@ def validate_claim(claim: Any, origin: str = "claim") -> None:
             raise ValueError(f"{name}: {key}={claim[key]!r}: expected an integer >= 0")
     if "tolerance" in claim and not (_is_number(claim["tolerance"]) and claim["tolerance"] >= 0):
         raise ValueError(f"{name}: tolerance={claim['tolerance']!r}: expected a number >= 0")
+    if "tolerance" not in claim and metric not in DEFAULT_TOLERANCES:
+        raise ValueError(f"{name}: metric {metric} has no default tolerance (defaults: "
+                         f"{', '.join(DEFAULT_TOLERANCES)}); state `tolerance`, the smallest "
+                         "miss that matters, in the metric's units")
 
 
 def _is_number(value: Any) -> bool:
@@ -155,9 +179,10 @@ def scale(claim: dict[str, Any]) -> float:
 
 
 def tolerance(claim: dict[str, Any]) -> float:
-    """The claim's tolerance in the metric's own units (fractions for accuracies)."""
+    """The claim's tolerance in the metric's own units (fractions for accuracies): the one it
+    states, else its metric's default (DEFAULT_TOLERANCES; validate_claim refuses others)."""
     given = claim.get("tolerance")
-    return DEFAULT_TOLERANCE if given is None else float(given) / scale(claim)
+    return DEFAULT_TOLERANCES[metric_name(claim)] if given is None else float(given) / scale(claim)
 
 
 def published_levels(claim: dict[str, Any]) -> tuple[float | None, float | None]:

@@ -19,8 +19,9 @@ from typing import Any
 
 import yaml
 
-from ..config import SPEED_SWITCHES, flatten, unknown_keys
-from .stats import is_number, valid_reliability
+from ...config import SPEED_SWITCHES, flatten, unknown_keys
+from ..stats import is_number, valid_reliability
+from .legacy import complete
 
 CONFIG_FILE = Path(".hydra") / "config.yaml"
 SUMMARY_FILE = "summary.json"
@@ -88,7 +89,7 @@ def normalise(settings: dict[str, Any]) -> dict[str, Any]:
     The contract keeps alpha at the top level; a config that keeps it under
     `aug` is read the same way. Without mixing, alpha and every other aug.*
     parameter are irrelevant, so they become None (except label smoothing,
-    which applies to unmixed targets too).
+    which applies to unmixed targets too). Without label noise, its mode is None.
     """
     settings = dict(settings)
     if "alpha" not in settings and "aug.alpha" in settings:
@@ -99,6 +100,8 @@ def normalise(settings: dict[str, Any]) -> dict[str, Any]:
         for key in settings:
             if is_mixing_parameter(key):
                 settings[key] = None
+    if "data.label_noise_mode" in settings and settings.get("data.label_noise") in (0, None):
+        settings["data.label_noise_mode"] = None  # how labels are corrupted: none are
     return settings
 
 
@@ -319,7 +322,9 @@ def load_run(path: Path) -> Run:
     if stale:
         problems.append(f"config keys this mixup-bench does not know: {', '.join(stale)} "
                         "(an older version's? read as they are)")
-    settings = normalise(flatten(config)) if config else {}
+    settings, legacy_notes = complete(flatten(config)) if config else ({}, [])
+    problems += legacy_notes
+    settings = normalise(settings) if config else {}
     run = Run(
         path,
         settings,
