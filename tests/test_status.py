@@ -213,7 +213,7 @@ def test_the_command_line(tmp_path, capsys):
     assert "not a directory" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert main([str(tmp_path / "empty")]) == 1
-    assert main([str(tmp_path), "--watch", "0"]) == 2
+    assert main([str(tmp_path), "--watch", "--interval", "0"]) == 2
 
 
 def test_watch_refreshes_until_ctrl_c(tmp_path, capsys):
@@ -225,7 +225,7 @@ def test_watch_refreshes_until_ctrl_c(tmp_path, capsys):
         if len(naps) == 2:
             raise KeyboardInterrupt
 
-    assert main([str(tmp_path), "--watch", "3"], sleep=sleep) == 0
+    assert main(["--watch", str(tmp_path), "--interval", "3"], sleep=sleep) == 0
     assert naps == [3.0, 3.0]
     assert capsys.readouterr().out.count("Ctrl-C ends") == 2
 

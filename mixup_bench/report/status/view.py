@@ -1,4 +1,4 @@
-"""`mixup-bench status DIR... [--watch [SECONDS]]`: one line per job, a total line per sweep.
+"""`mixup-bench status DIR... [--watch] [--interval SECONDS]`: a line per job, a total per sweep.
 
 Jobs are named the report's way (rendering/labels.py): the method, α, and the other
 overrides that vary within the sweep; what every job shares is said once, in
@@ -157,8 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "time and ETA, read from the run directories (torch-free).")
     parser.add_argument("directories", nargs="+", type=Path, metavar="DIR",
                         help="a sweep directory, a run directory, or a folder holding many")
-    parser.add_argument("--watch", nargs="?", type=float, const=10.0, default=None,
-                        metavar="SECONDS", help="refresh every SECONDS (default 10) until Ctrl-C")
+    parser.add_argument("--watch", action="store_true", help="refresh until Ctrl-C")
+    parser.add_argument("--interval", type=float, default=10.0, metavar="SECONDS",
+                        help="seconds between refreshes with --watch (default 10)")
     return parser
 
 
@@ -169,10 +170,10 @@ def main(argv: list[str], sleep: Any = time.sleep) -> int:
     if missing:
         print(f"mixup-bench status: not a directory: {', '.join(missing)}", file=sys.stderr)
         return 2
-    if arguments.watch is not None and arguments.watch <= 0:
-        print("mixup-bench status: --watch takes a number of seconds > 0", file=sys.stderr)
+    if arguments.interval <= 0:
+        print("mixup-bench status: --interval takes a number of seconds > 0", file=sys.stderr)
         return 2
-    clear = arguments.watch is not None and sys.stdout.isatty()
+    clear = arguments.watch and sys.stdout.isatty()
     try:
         while True:
             now = time.time()
@@ -184,11 +185,11 @@ def main(argv: list[str], sleep: Any = time.sleep) -> int:
                 return 1
             stamp = datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
             screen = render(sweeps, now)
-            if arguments.watch is None:
+            if not arguments.watch:
                 print(screen, end="")
                 return 0
-            print(("\033[H\033[2J" if clear else "") + f"{stamp} (every {arguments.watch:g} s; "
-                  f"Ctrl-C ends)\n\n" + screen, end="", flush=True)
-            sleep(arguments.watch)
+            print(("\033[H\033[2J" if clear else "") + f"{stamp} (every "
+                  f"{arguments.interval:g} s; Ctrl-C ends)\n\n" + screen, end="", flush=True)
+            sleep(arguments.interval)
     except KeyboardInterrupt:
         return 0
