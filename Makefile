@@ -3,7 +3,7 @@ PYTHON_SYSTEM ?= python3
 VENV          ?= .venv
 PY            := $(VENV)/bin/python
 MB            := $(VENV)/bin/mixup-bench
-# On the development machines these wheels lie on disk; elsewhere pick your build,
+# The default is the build the test suite runs with; pick another for your machine,
 # e.g. make install TORCH="torch torchvision --index-url https://download.pytorch.org/whl/cu126"
 TORCH         ?= torch==2.14.1 torchvision==0.29.1
 DATA          ?= data
@@ -19,7 +19,7 @@ help:
 	@echo "make install   create $(VENV) and install mixup-bench with its test extras"
 	@echo "make test      install, then run the test suite (make test-slow: the slow ones)"
 	@echo "make train     install, then: mixup-bench train aug=mixup alpha=0.2 (ARGS=... adds overrides)"
-	@echo "make smoke     install, then a 1-2 minute CPU run (experiment=smoke)"
+	@echo "make smoke     install, then a short CPU run that checks the install (experiment=smoke)"
 	@echo "make bench     mixup-bench bench (ARGS=\"--device cpu --quick\" on a CPU; --profile: where a step's time goes)"
 	@echo "make gpu-check-dry  scripts/gpu_check.sh end to end on this CPU at tiny sizes (about 4 minutes)"
 	@echo "make data      write CIFAR-10 into $(DATA)/ from $(SHARED_DATA) when there is no download"

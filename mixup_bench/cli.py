@@ -2,7 +2,7 @@
 
 `train` hands the rest of the command line to Hydra (so `-m`, `--cfg job`,
 `--help` and `hydra.run.dir=...` behave as Hydra users expect); `report`,
-`bench` and `speed-check` have their own argument parsers. torch is imported only once a
+`status`, `bench` and `speed-check` have their own argument parsers. torch is imported only once a
 run starts, so `--help` answers at once.
 """
 
@@ -19,6 +19,8 @@ commands:
             mixup-bench train aug=mixup alpha=0.2; mixup-bench train --help)
   report    tables, plots and verdicts from run directories
             (mixup-bench report multirun/<sweep> [--out DIR])
+  status    each job of a sweep: state, epoch, accuracy, wall time, ETA
+            (mixup-bench status multirun/<sweep> [--watch])
   bench     measure training throughput and memory (mixup-bench bench --help)
   speed-check  equivalence of the speed switches and the paper recipe's projected
             wall time, from run directories (mixup-bench speed-check --help)
@@ -29,7 +31,7 @@ examples:
   mixup-bench train --cfg job aug=cutmix
 """
 
-COMMANDS = ("train", "report", "bench", "speed-check")
+COMMANDS = ("train", "report", "status", "bench", "speed-check")
 
 
 def _error(message: str, code: int = 2) -> int:
@@ -64,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         from .report.cli import main as report_main
 
         return report_main(rest)
+    if command == "status":
+        from .report.status import main as status_main
+
+        return status_main(rest)
     if command == "speed-check":
         from .report.speed_check.check import main as speed_check_main
 

@@ -88,6 +88,8 @@ RULES: tuple[Rule, ...] = (
          required=False),
     Rule("data.test_fraction", "float", "a number in (0, 1)", lambda value: 0 < value < 1,
          required=False),
+    Rule("data.test_subset", "optional_int", "null (the whole test set) or an integer >= 10",
+         lambda value: value is None or value >= 10),
     Rule("model.name", "str", "a registered model"),
     Rule("model.dropout", "float", "a number in [0, 1)", lambda value: 0 <= value < 1),
     Rule("model.zero_init_last", "bool", "true or false"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,9 @@ _exit_code = {"value": 0, "preempted": False}
 # or for a run that did not finish.
 OBJECTIVE = "final_val_acc"
 
+# Where the command's results are, for its last console line: ("run" or "sweep", folder).
+_results: dict[str, tuple[str, Path] | None] = {"where": None}
+
 
 def _absolute_data_root(cfg: DictConfig) -> None:
     """Hydra does not change directory, but sweep launchers may: pin data.root now."""
@@ -62,6 +66,8 @@ def _job(cfg: DictConfig) -> Any:
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
     multirun = hydra_config.mode == RunMode.MULTIRUN
+    if multirun:
+        _results["where"] = ("sweep", Path(hydra_config.sweep.dir))
     if _exit_code["preempted"]:
         # The signal was for the whole process (SLURM, a time limit): each job would start
         # only to be stopped. Recorded as preempted, so reports list it and a re-run of the
@@ -105,6 +111,8 @@ def _job(cfg: DictConfig) -> Any:
         summary = run(cfg, run_dir, overrides=list(hydra_config.overrides.task),
                       choices=dict(hydra_config.runtime.choices),
                       sweep_dir=Path(hydra_config.sweep.dir) if multirun else None)
+        if not multirun:
+            _results["where"] = ("run", run_dir)
     except UserError as error:
         if previous is None:
             _record_failure(run_dir, cfg, str(error))
@@ -271,6 +279,7 @@ def train_main(args: list[str]) -> int:
     saved = sys.argv
     sys.argv = ["mixup-bench train", *args]
     _exit_code.update(value=0, preempted=False)
+    _results["where"] = None
     # HYDRA_FULL_ERROR=1 makes Hydra raise its errors instead of printing them over several
     # lines; a composition error then becomes one line here, and a bug keeps its traceback.
     full_error = os.environ.get("HYDRA_FULL_ERROR")
@@ -290,4 +299,16 @@ def train_main(args: list[str]) -> int:
             os.environ.pop("HYDRA_FULL_ERROR", None)
         else:
             os.environ["HYDRA_FULL_ERROR"] = full_error
+    if _results["where"] is not None:
+        print(next_step_line(*_results["where"]), flush=True)
     return _exit_code["value"]
+
+
+def next_step_line(kind: str, folder: Path) -> str:
+    """The last console line of a run or a sweep: where it wrote, and what to run next."""
+    shown = os.path.relpath(folder)
+    if shown.startswith(".."):
+        shown = str(folder)
+    quoted = shlex.quote(shown)
+    return f"{kind} directory: {shown}  next: mixup-bench report {quoted}" + (
+        f"  (each job's state: mixup-bench status {quoted})" if kind == "sweep" else "")

@@ -1,4 +1,4 @@
-"""The variant claims (issue: the article's variants) reach verdicts from run directories."""
+"""The variant claims (the article's variants) reach verdicts from run directories."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ build_model, train_one_epoch, evaluate) and for aug none / mixup / cutmix:
   setting, is 0);
 - the classic pipeline (classic.py: DataLoader workers, PIL transforms, fp32);
 - the data pipeline alone (crop, flip, normalise, mix; no model), both ways;
-- the issue's targets against the best setting measured.
+- the project's speed targets (results.py) against the best setting measured.
 
 Timed regions are closed by torch.cuda.synchronize on CUDA and timed with
 perf_counter. Peaks are reset after each setting's warm-up steps, so they

@@ -46,3 +46,5 @@ class Dataset:
     std: tuple[float, ...] = CIFAR10_STD
     noisy_labels: int = 0  # training labels that differ from the true ones (data.label_noise)
     val: Split | None = None  # held out of the training set by data.val_fraction
+    # The whole test set's size when data.test_subset evaluates on part of it (0: all of it).
+    test_subset_of: int = 0

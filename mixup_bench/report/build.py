@@ -108,8 +108,9 @@ def build_report(directories: list[Path], claims: list[dict[str, Any]],
     runs = [load_run(path) for path in find_run_directories(directories)]
     columns, groups = summarise_groups(runs)
     generated = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    judgeable = [run for run in runs if run.judgeable]  # never a smoke run's test subset
     return Report(
-        list(directories), generated, runs, columns, groups, evaluate_claims(claims, runs),
+        list(directories), generated, runs, columns, groups, evaluate_claims(claims, judgeable),
         select([result.group for result in groups], select_by),
     )
 

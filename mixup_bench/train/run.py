@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from ..data import DeviceLoader, load_dataset
+from ..data import Dataset, DeviceLoader, load_dataset
 from ..errors import CheckpointError, OutputError, UserError
 from ..jsonio import write_json_atomic
 from ..loggers import Place, open_loggers
@@ -175,6 +175,8 @@ def _set_up(cfg: DictConfig, config: dict[str, Any], place: Place, runtime: Runt
     summary["noisy_train_labels"] = dataset.noisy_labels
     summary["val_images"] = 0 if dataset.val is None else len(dataset.val)
     summary["normalization"] = {"mean": list(dataset.mean), "std": list(dataset.std)}
+    summary["trades"] = trades(dataset)
+    summary["judgeable"] = not summary["trades"]
     write_json_atomic(run_dir / "summary.json", summary)
     train_loader = DeviceLoader(dataset.train.to(device), cfg.trainer.batch_size, train=True,
                                 mean=dataset.mean, std=dataset.std,
@@ -210,6 +212,15 @@ def _set_up(cfg: DictConfig, config: dict[str, Any], place: Place, runtime: Runt
     return Setup(trainee, scheduler, mixer, train_loader, test_loader, generators,
                  MetricsLog(run_dir, loggers), writer, (dataset.mean, dataset.std),
                  val_loader=val_loader)
+
+
+def trades(dataset: Dataset) -> list[str]:
+    """What the run gave up for time that a published claim's measurement needs (the smoke
+    preset's test subset). A run with any is never judged against a claim by the report."""
+    if not dataset.test_subset_of:
+        return []
+    return [f"data.test_subset: evaluated on {len(dataset.test):,} of the "
+            f"{dataset.test_subset_of:,} test images"]
 
 
 def _restore(setup: Setup, state: dict[str, Any], cfg: DictConfig,

@@ -36,11 +36,17 @@ class Preempted(Exception):
     """A preemption signal arrived; the run stops after the current step."""
 
 
+# How long a run waits for its directory's lock before it refuses the directory: long
+# enough that `mixup-bench status`, which holds a shared lock for a moment to see whether a
+# run is alive, never stops one from starting; short beside any real run.
+LOCK_WAIT_SECONDS = 3.0
+
+
 @contextmanager
 def run_directory_lock(run_dir: Path) -> Iterator[None]:
     from filelock import FileLock, Timeout
 
-    lock = FileLock(str(run_dir / ".lock"), timeout=0)
+    lock = FileLock(str(run_dir / ".lock"), timeout=LOCK_WAIT_SECONDS)
     try:
         lock.acquire()
     except Timeout:

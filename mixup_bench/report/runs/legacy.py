@@ -45,6 +45,7 @@ LEGACY_VALUES: tuple[LegacyValue, ...] = (
     LegacyValue("data.label_noise_mode", "flip", "noise always gave another class"),
     LegacyValue("data.normalization", "dataset", "the dataset's own mean and per-pixel std"),
     LegacyValue("data.val_fraction", 0.0, "no validation split"),
+    LegacyValue("data.test_subset", None, "the whole test set"),
     # Each mixing switch was added with the value that reproduces plain Mixup/CutMix.
     LegacyValue("aug.label_smoothing", 0.0, "no label smoothing"),
     LegacyValue("aug.lam_min", None, "lambda drawn from the whole Beta"),
@@ -60,8 +61,8 @@ LEGACY_KEYS = tuple(dict.fromkeys(entry.key for entry in LEGACY_VALUES))
 # The table in words, for the rules REPORT.md prints (line breaks as the rules wrap).
 LEGACY_TEXT = ("model.zero_init_last true for resnet18, unknown for\n  preact_resnet18; no "
                "dropout, the whole training set, no label noise, noise that\n  flips labels, "
-               "the dataset's own normalisation, no validation split, each aug.* switch "
-               "at\n  plain mixing")
+               "the dataset's own normalisation, no validation split, the whole\n  test "
+               "set, each aug.* switch at plain mixing")
 
 
 def _holds(settings: dict[str, Any], when: dict[str, Any]) -> bool:

@@ -146,6 +146,13 @@ class Run:
         return self.status == "finished"
 
     @property
+    def judgeable(self) -> bool:
+        """False for a run that traded part of a claim's measurement for time (summary.json's
+        `judgeable`, or a data.test_subset in its config): no claim is judged on it."""
+        return (self.summary or {}).get("judgeable") is not False \
+            and self.settings.get("data.test_subset") is None
+
+    @property
     def seed(self) -> Any:
         return self.settings.get("seed")
 
