@@ -29,16 +29,32 @@ def composed(*overrides: str) -> dict:
                                       resolve=True)
 
 
-def test_the_smoke_preset_learns_fast_on_a_test_subset():
+def test_the_smoke_preset_learns_fast_with_a_test_network_on_the_whole_test_set():
     config = composed("experiment=smoke", "data.root=/data")
     assert validate(config, model_names(), mixer_names()) == []
-    assert config["data"]["test_subset"] == 1000 and config["data"]["fraction"] == 0.04
-    assert config["model"]["zero_init_last"] is True
-    assert config["trainer"]["epochs"] == 1 and config["trainer"]["batch_size"] == 16
-    assert composed("data.root=/data")["data"]["test_subset"] is None  # the whole test set
+    assert config["model"]["name"] == "timm:test_resnet" and config["data"]["fraction"] == 0.1
+    assert config["data"]["test_subset"] is None  # the whole test set
+    assert config["trainer"]["epochs"] == 5 and config["trainer"]["batch_size"] == 64
+    assert config["aug"]["name"] == "mixup"  # the default run's method
     bad = composed("experiment=smoke", "data.root=/data", "data.test_subset=3")
     assert validate(bad, model_names(), mixer_names()) == [
         "data.test_subset=3: expected null (the whole test set) or an integer >= 10"]
+
+
+def test_trades_name_a_test_network_and_a_test_subset():
+    from mixup_bench.train.run import trades
+
+    labels = torch.arange(200) % 10
+    dataset = Dataset(train=Split(torch.zeros(20, 3, 32, 32, dtype=torch.uint8), labels[:20]),
+                      test=Split(torch.zeros(200, 3, 32, 32, dtype=torch.uint8), labels),
+                      num_classes=10, checksums="verified")
+    assert trades(dataset, "resnet18") == []
+    assert trades(dataset, "timm:resnet50") == []
+    assert trades(dataset, "timm:test_resnet") == [
+        "model.name=timm:test_resnet: a network made for testing code, not one a published "
+        "claim is about"]
+    assert trades(with_test_subset(dataset, 50, 0), "resnet18") == [
+        "data.test_subset: evaluated on 50 of the 200 test images"]
 
 
 def test_a_test_subset_is_class_stratified_and_recorded():
@@ -77,13 +93,13 @@ def test_a_smoke_run_records_its_trades_and_ends_with_where_to_look(tmp_path, ci
     run_dir = tmp_path / "run"
     result = run_cli("train", "experiment=smoke", f"data.root={cifar_root}",
                      f"hydra.run.dir={run_dir}", *TINY, "data.test_subset=50",
-                     "model.name=timm:test_resnet",
                      "trainer.samples=false", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["test_images"] == 50
     assert summary["judgeable"] is False
-    assert summary["trades"] == ["data.test_subset: evaluated on 50 of the 100 test images"]
-    assert summary["config"]["model"]["zero_init_last"] is True
+    assert summary["trades"] == [
+        "model.name=timm:test_resnet: a network made for testing code, not one a published "
+        "claim is about", "data.test_subset: evaluated on 50 of the 100 test images"]
     assert result.stdout.strip().splitlines()[-1] == \
         "run directory: run  next: mixup-bench report run"

@@ -175,7 +175,7 @@ def _set_up(cfg: DictConfig, config: dict[str, Any], place: Place, runtime: Runt
     summary["noisy_train_labels"] = dataset.noisy_labels
     summary["val_images"] = 0 if dataset.val is None else len(dataset.val)
     summary["normalization"] = {"mean": list(dataset.mean), "std": list(dataset.std)}
-    summary["trades"] = trades(dataset)
+    summary["trades"] = trades(dataset, cfg.model.name)
     summary["judgeable"] = not summary["trades"]
     write_json_atomic(run_dir / "summary.json", summary)
     train_loader = DeviceLoader(dataset.train.to(device), cfg.trainer.batch_size, train=True,
@@ -214,13 +214,22 @@ def _set_up(cfg: DictConfig, config: dict[str, Any], place: Place, runtime: Runt
                  val_loader=val_loader)
 
 
-def trades(dataset: Dataset) -> list[str]:
+# Networks that exist to test code (timm's test_* models): quick, and no claim's subject.
+TEST_NETWORK_PREFIX = "timm:test_"
+
+
+def trades(dataset: Dataset, model_name: str) -> list[str]:
     """What the run gave up for time that a published claim's measurement needs (the smoke
-    preset's test subset). A run with any is never judged against a claim by the report."""
-    if not dataset.test_subset_of:
-        return []
-    return [f"data.test_subset: evaluated on {len(dataset.test):,} of the "
-            f"{dataset.test_subset_of:,} test images"]
+    preset's test network; a test subset). A run with any is never judged against a claim
+    by the report."""
+    found = []
+    if model_name.startswith(TEST_NETWORK_PREFIX):
+        found.append(f"model.name={model_name}: a network made for testing code, not one a "
+                     "published claim is about")
+    if dataset.test_subset_of:
+        found.append(f"data.test_subset: evaluated on {len(dataset.test):,} of the "
+                     f"{dataset.test_subset_of:,} test images")
+    return found
 
 
 def _restore(setup: Setup, state: dict[str, Any], cfg: DictConfig,
