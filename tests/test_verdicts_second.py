@@ -1,4 +1,4 @@
-"""Verdicts, second reading (issue 19): each case on synthetic run directories with known
+"""Verdicts, second reading: each case on synthetic run directories with known
 answers, built so that the earlier rules gave a misleading verdict."""
 
 from __future__ import annotations
