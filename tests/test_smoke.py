@@ -41,13 +41,18 @@ def test_the_smoke_preset_learns_fast_with_a_test_network_on_the_whole_test_set(
         "data.test_subset=3: expected null (the whole test set) or an integer >= 10"]
 
 
+def blank_dataset() -> Dataset:
+    """20 training and 200 test images of 10 classes, 20 test images each."""
+    labels = torch.arange(200) % 10
+    return Dataset(train=Split(torch.zeros(20, 3, 32, 32, dtype=torch.uint8), labels[:20]),
+                   test=Split(torch.zeros(200, 3, 32, 32, dtype=torch.uint8), labels),
+                   num_classes=10, checksums="verified")
+
+
 def test_trades_name_a_test_network_and_a_test_subset():
     from mixup_bench.train.run import trades
 
-    labels = torch.arange(200) % 10
-    dataset = Dataset(train=Split(torch.zeros(20, 3, 32, 32, dtype=torch.uint8), labels[:20]),
-                      test=Split(torch.zeros(200, 3, 32, 32, dtype=torch.uint8), labels),
-                      num_classes=10, checksums="verified")
+    dataset = blank_dataset()
     assert trades(dataset, "resnet18") == []
     assert trades(dataset, "timm:resnet50") == []
     assert trades(dataset, "timm:test_resnet") == [
@@ -58,10 +63,7 @@ def test_trades_name_a_test_network_and_a_test_subset():
 
 
 def test_a_test_subset_is_class_stratified_and_recorded():
-    labels = torch.arange(200) % 10
-    dataset = Dataset(train=Split(torch.zeros(20, 3, 32, 32, dtype=torch.uint8), labels[:20]),
-                      test=Split(torch.zeros(200, 3, 32, 32, dtype=torch.uint8), labels),
-                      num_classes=10, checksums="verified")
+    dataset = blank_dataset()
     assert with_test_subset(dataset, None, 0) is dataset
     subset = with_test_subset(dataset, 50, 0)
     assert len(subset.test) == 50 and subset.test_subset_of == 200
