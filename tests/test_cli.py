@@ -126,7 +126,7 @@ def test_two_value_sweep_writes_two_run_directories(cifar_root, tmp_path):
     (["model.name=resnet19"], "model.name='resnet19': expected one of"),
     (["trainer.epoch=3"], "Key 'epoch' is not in struct (did you mean trainer.epochs?)"),
     (["experiment=bogus"], "experiment=bogus: Could not find 'experiment/bogus'; expected one "
-                           "of article,"),
+                           "of alpha_optuna, alpha_search, article,"),
     (["trainer.epochs=[1,"], "trainer.epochs=[1,: no viable alternative"),
     (["trainer.epochs=1.5"], "trainer.epochs=1.5: expected an integer >= 1"),
     (["data.fraction=-1"], "data.fraction=-1.0: expected a number in (0, 1]"),
