@@ -21,12 +21,11 @@ from mixup_bench.report.status.jobs import (
     RUNNING,
     STALE,
     Job,
-    Sweep,
     lock_held,
     read_job,
-    read_status,
     running_eta,
 )
+from mixup_bench.report.status.sweeps import Sweep, read_status
 from mixup_bench.report.status.view import job_labels, main, override_settings, render
 
 NOW = 1_800_000_000.0

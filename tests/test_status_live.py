@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from mixup_bench.report.status.jobs import NOT_STARTED, RUNNING, STALE, read_status
+from mixup_bench.report.status.jobs import NOT_STARTED, RUNNING, STALE
+from mixup_bench.report.status.sweeps import read_status
 
 from .conftest import run_cli, write_cifar
 

@@ -33,9 +33,16 @@ from .claim_schema import (
     metric_name,
     published_change,
     published_levels,
-    scale,
     tolerance,
     validate_claim,
+)
+from .claim_text import (
+    interval,
+    judged_change,
+    levels_note,
+    lower_is_better,
+    number,
+    published_text,
 )
 from .judging import (
     FAMILY_ERROR,
@@ -49,7 +56,6 @@ from .judging import (
 )
 
 VERDICT_RULES = RULES
-LEVEL_NOTE_POINTS = 1.0  # a measured baseline this far from the published one gets a note
 __all__ = ["NOT_RUN", "SUPPORTED", "VERDICT_RULES", "ClaimResult", "evaluate_claims",
            "load_claims", "metric_name"]
 
@@ -105,41 +111,12 @@ class ClaimResult:
         }
 
 
-def lower_is_better(claim: dict[str, Any]) -> bool:
-    return bool(claim.get("lower_is_better", claim["kind"] == "error_rate"))
-
-
-def judged_change(claim: dict[str, Any]) -> float | None:
-    """The published change as a gain or error-rate verdict judges it: signed so that
-    positive is the claimed direction (a fall in error or ECE counts as positive)."""
-    change = published_change(claim)
-    if change is not None and claim["kind"] in ("gain", "error_rate") and lower_is_better(claim):
-        return -change
-    return change
-
-
 def reader_for(claim: dict[str, Any]) -> Reader:
     """Read the claim's metric from a run; error_rate turns accuracy into error."""
     name = metric_name(claim)
     if claim["kind"] != "error_rate":
         return lambda run: run.metric(name)
     return lambda run: None if run.metric(name) is None else 1.0 - run.metric(name)
-
-
-def number(value: float | None, claim: dict[str, Any], signed: bool = False) -> str:
-    """A value in the claim's display unit: percent (points for a change) or raw."""
-    if value is None:
-        return "n/a"
-    if claim.get("percent", True):
-        return f"{100 * value:+.2f} points" if signed else f"{100 * value:.2f}%"
-    return f"{value:+.4f}" if signed else f"{value:.4f}"
-
-
-def interval(effect: Estimate, claim: dict[str, Any]) -> str:
-    if effect.low is None or effect.high is None:
-        return "95% CI n/a"
-    unit = scale(claim)
-    return f"95% CI [{unit * effect.low:+.2f}, {unit * effect.high:+.2f}]"
 
 
 def _evidence(claim: dict[str, Any], effect: Estimate, change: float | None, seeds: int,
@@ -189,31 +166,6 @@ def _others(comparisons: list[Comparison], chosen: Comparison | None,
     return notes
 
 
-def _levels_note(claim: dict[str, Any], levels: dict[str, float | None]) -> list[str]:
-    published, measured = levels.get("published_baseline"), levels.get("measured_baseline")
-    if published is None or measured is None:
-        return []
-    gap = (measured - published) * scale(claim)
-    if abs(gap) < LEVEL_NOTE_POINTS or not claim.get("percent", True):
-        return []
-    return [f"the measured baseline ({number(measured, claim)}) is {abs(gap):.1f} points "
-            f"{'above' if gap > 0 else 'below'} the published one ({number(published, claim)}):"
-            " a protocol difference (data copy, schedule, augmentation); levels never decide "
-            "the verdict on a change"]
-
-
-def published_text(claim: dict[str, Any]) -> str:
-    before, after = claim.get("published_baseline"), claim.get("published_treatment")
-    change = published_change(claim)
-    if not (is_number(before) and is_number(after)):
-        if change is not None:
-            return f"change {number(change, claim, True)}"
-        return str(claim.get("published", "not stated"))
-    unit = "%" if claim.get("percent", True) else ""
-    label = "error " if claim["kind"] == "error_rate" else ""
-    return f"{label}{before:g}{unit} → {after:g}{unit} ({number(change, claim, True)})"
-
-
 def _judge_comparison(claim: dict[str, Any], comparisons: list[Comparison], change: float | None,
                       what: str, labels: tuple[str, str] = ("", "")) -> ClaimResult:
     """gain, error_rate and alpha_too_large: one paired comparison decides."""
@@ -239,7 +191,7 @@ def _judge_comparison(claim: dict[str, Any], comparisons: list[Comparison], chan
                 f"{number(difference.mean, claim, True)}, {interval(difference, claim)}, "
                 f"n = {shown.n} paired seeds, {shown.epochs} epochs")
     result = ClaimResult(claim, verdict, reason, published, measured, evidence,
-                         _levels_note(claim, levels) + _others(comparisons, shown, claim),
+                         levels_note(claim, levels) + _others(comparisons, shown, claim),
                          levels, _used(shown))
     if not ambiguity:
         result.at_confidence = lambda level: estimate(signed, level)

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..judgement.claim_schema import scale
+from ..judgement.claim_text import lower_is_better, number
 from ..judgement.judging import FAMILY_ERROR
-from ..judgement.verdicts import ClaimResult, lower_is_better, metric_name, number
+from ..judgement.verdicts import ClaimResult, metric_name
 from ..stats import Estimate
 
 if TYPE_CHECKING:

@@ -19,8 +19,8 @@ from ..judgement.claim_schema import (
     scale,
     tolerance,
 )
+from ..judgement.claim_text import judged_change
 from ..judgement.judging import INCONCLUSIVE
-from ..judgement.verdicts import judged_change
 from ..runs.grouping import condition, is_unmixed, matches
 from ..runs.rundirs import ALWAYS_SHOWN, AUGMENTATION_KEYS, is_mixing_parameter
 from ..stats import is_number

@@ -7,7 +7,7 @@ like the rest of the report. Public face: `main(argv)`, `read_status`.
 
 from __future__ import annotations
 
-from .jobs import read_status
+from .sweeps import read_status
 from .view import main
 
 __all__ = ["main", "read_status"]

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ..rendering.labels import Labelling, setting_text
-from .jobs import NOT_STARTED, RUNNING, Job, Sweep, read_status
+from .jobs import NOT_STARTED, RUNNING, Job
+from .sweeps import Sweep, read_status
 
 # Config groups whose option sets <group>.name to its own name (conf/): `aug=mixup` reads
 # as the report's aug.name=mixup, shown as "mixup".
