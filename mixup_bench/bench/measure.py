@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from .plan import (
-    BENCH_AUGS,
     SYNTHETIC_SIZES,
     BenchError,
     Plan,
     Switches,
+    bench_augs,
     log,
     pipeline_step_count,
     switch_aug,
@@ -73,7 +73,7 @@ def project_defaults() -> dict[str, Any]:
     folder = Path(conf.__file__).parent
     shared = yaml.safe_load((folder / "aug_options" / "default.yaml").read_text())
     augs = {name: yaml.safe_load((folder / "aug" / f"{name}.yaml").read_text())
-            for name in BENCH_AUGS}
+            for name in bench_augs()}
     return {"alpha": {name: entry.get("alpha") for name, entry in augs.items()},
             "aug_options": {name: {**shared, **{key: value for key, value in entry["aug"].items()
                                                 if key != "name"}}

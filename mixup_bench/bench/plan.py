@@ -12,10 +12,20 @@ from typing import Any
 EPOCH_IMAGES = 50_000  # one CIFAR-10 training epoch
 TEST_IMAGES = 10_000  # the CIFAR-10 test set
 AUGS = ("none", "mixup", "cutmix")  # the default; the classic pipeline knows these
-# Measured on request (--augs), beside the default ones: the model-guided methods' extra
-# passes, in the fast pipeline only (the classic one has no such methods).
+# The model-guided methods: their extra passes are the cost the bench shows beside mixup.
 GUIDED_AUGS = ("attentivemix", "puzzlemix")
-BENCH_AUGS = AUGS + GUIDED_AUGS
+
+
+def bench_augs() -> tuple[str, ...]:
+    """Every method `aug=` takes (conf/aug/*.yaml, the trainer's own list), none first:
+    --augs measures any of them in the fast pipeline, through the trainer's
+    train_one_epoch (so Manifold Mixup's forward hook and the guided methods' extra
+    passes count); the classic pipeline measures only AUGS."""
+    from .. import conf
+
+    names = sorted(path.stem for path in (Path(conf.__file__).parent / "aug").glob("*.yaml"))
+    return ("none", *[name for name in names if name != "none"])
+
 DRY_RUN_BATCH_SIZES = (4, 8)
 # (train, test) sizes of the random images used when no CIFAR-10 folder is given.
 SYNTHETIC_SIZES = {"full": (EPOCH_IMAGES, TEST_IMAGES), "quick": (10_000, 2_000),
@@ -93,10 +103,13 @@ def compiles_differently(switches: Switches, fast: Switches) -> bool:
         (fast.compile, fast.compile_mode if fast.compile else None)
 
 
-def planned_settings(fast: Switches, device) -> list[Switches | None]:
+def planned_settings(fast: Switches, device, fast_only: bool = False) -> list[Switches | None]:
     """The bench's order (None: the classic pipeline): the default setting, those that
     compile (the targets depend on them, and a time limit cuts the last settings), the
-    classic pipeline (the fast/classic target), then the other switches."""
+    classic pipeline (the fast/classic target), then the other switches. `fast_only`
+    (--fast-only): the default setting alone, e.g. to compare every method's cost."""
+    if fast_only:
+        return [fast]
     settings = variants(fast, device)
     compiling = [switches for switches in settings if compiles_differently(switches, fast)]
     rest = [switches for switches in settings if switches not in compiling]
@@ -126,6 +139,7 @@ class Plan:
     note: str | None
     profile: bool = False  # profile steps instead of timing them (bench.profile)
     repeats: int = 1  # interleaved rounds of the fast setting's training measurements
+    fast_only: bool = False  # the trainer's default setting only (no switches, no classic)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -151,8 +165,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="folder holding cifar-10-batches-py/ (default: $MIXUP_BENCH_DATA "
                              "or ./data when they hold it, else random images)")
     parser.add_argument("--batch-sizes", type=_positive_list, help="default: 128,512")
-    parser.add_argument("--augs", help=f"default: {','.join(AUGS)}; also "
-                        f"{','.join(GUIDED_AUGS)} (fast pipeline only)")
+    parser.add_argument("--augs", help=f"default: {','.join(AUGS)}; 'all', or any of "
+                        f"{','.join(bench_augs())} (the others in the fast pipeline only)")
+    parser.add_argument("--fast-only", action="store_true",
+                        help="the trainer's default setting only: no speed-switch variant and "
+                             "no classic pipeline (e.g. --augs all --fast-only: what each "
+                             "method adds to a training step)")
     parser.add_argument("--steps", type=int, help="timed steps per setting")
     parser.add_argument("--warmup", type=int, help="untimed steps before each setting")
     parser.add_argument("--eval-batch-size", type=int)
@@ -183,11 +201,15 @@ def resolve_plan(args: argparse.Namespace) -> Plan:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     mode = "dry_run" if args.dry_run else "quick" if args.quick else "full"
     warmup, steps, eval_batch_size, eval_batches = STEP_DEFAULTS[(device.type, mode)]
-    augs = (args.augs or ",".join(AUGS)).split(",")
-    unknown = sorted(set(augs) - set(BENCH_AUGS))
+    known = bench_augs()
+    augs = list(known) if args.augs == "all" else (args.augs or ",".join(AUGS)).split(",")
+    unknown = sorted(set(augs) - set(known))
     if unknown:
-        raise BenchError(f"--augs: {','.join(unknown)} unknown; expected some of "
-                         f"{','.join(BENCH_AUGS)}")
+        raise BenchError(f"--augs: {','.join(unknown)} unknown; expected 'all' or some of "
+                         f"{','.join(known)}")
+    if args.compile and "manifold_mixup" in augs:
+        raise BenchError("--compile with --augs manifold_mixup: torch.compile ignores the "
+                         "forward hook that mixes hidden features; leave one of them out")
     for name in ("steps", "eval_batch_size", "eval_batches", "repeats"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise BenchError(f"--{name.replace('_', '-')}={getattr(args, name)}: expected >= 1")
@@ -206,6 +228,7 @@ def resolve_plan(args: argparse.Namespace) -> Plan:
                 workers=pick(args.workers, min(8, os.cpu_count() or 1)),
                 compile=pick(args.compile, False), mode=mode, profile=args.profile,
                 repeats=pick(args.repeats, 3 if (device.type, mode) == ("cuda", "full") else 1),
+                fast_only=args.fast_only,
                 data_root=args.data_root, out=args.out or Path("results/perf") / device.type,
                 note=args.note)
 

@@ -84,7 +84,7 @@ def measure_all(plan: Plan, train, test, defaults: dict[str, Any], memory: PeakM
     benchmark = torch.backends.cudnn.benchmark
     on_device = None
     records = []
-    for switches in planned_settings(fast, plan.device):
+    for switches in planned_settings(fast, plan.device, plan.fast_only):
         label = setting_label(switches, fast)
         try:
             if switches is None:
@@ -139,7 +139,7 @@ def run(plan: Plan, command: str) -> dict[str, Any]:
                   "optim": defaults["optim"]},
         fast=asdict(fast), memory_source=memory.source, note=plan.note,
         planned_settings=[setting_label(switches, fast)
-                          for switches in planned_settings(fast, plan.device)])
+                          for switches in planned_settings(fast, plan.device, plan.fast_only)])
     log(f"{plan.device} ({plan.mode}); data: {header['data']['source']}, "
         f"{header['data']['train_images']:,} train images; fast setting: {asdict(fast)}")
     errors: list[str] = []
