@@ -256,3 +256,14 @@ def test_many_one_at_a_time_switches_share_one_column(tmp_path: Path) -> None:
     assert "| aug.lam_min=0.3 | 1 |" in results and "| — | 1 |" in results
     note = next(line for line in lines if line.startswith("Other settings"))
     assert "`optim.lr=0.1`" in note and "`aug.partner=permutation`" in note
+
+
+def test_a_long_claim_id_breaks_after_a_hyphen_not_inside_a_word() -> None:
+    from mixup_bench.report.rendering.figures import wrap
+
+    claim = "article-attention-mix-attentivemix-beats-cutmix"
+    lines = wrap(claim, 2.0).split("\n")
+    assert len(lines) > 1 and "".join(lines) == claim
+    assert all(line.endswith("-") for line in lines[:-1])  # every break follows a hyphen
+    words = claim.split("-")  # no word is cut: each line holds whole words
+    assert all(part in words for line in lines for part in line.rstrip("-").split("-"))

@@ -90,7 +90,7 @@ class FigureText:
 
 def wrap(text: str, width_inches: float, points: float = TEXT) -> str:
     """`text` broken into lines that fit `width_inches` at `points`: at spaces where it can,
-    else after `_ . = , /` inside a long key (a word longer than a line is cut)."""
+    else after `_ . = , / -` inside a long key or claim id (a word longer than a line is cut)."""
     characters = max(10, int(width_inches * 72 / (CHAR * points)))
     return "\n".join(
         piece for paragraph in text.split("\n")
@@ -101,7 +101,7 @@ def wrap(text: str, width_inches: float, points: float = TEXT) -> str:
 
 def _wrap_line(text: str, width: int) -> list[str]:
     lines, current = [], ""
-    for token in re.split(r"(?<=[ _.=,/])", text):
+    for token in re.split(r"(?<=[ _.=,/-])", text):
         while len(token) > width:  # no place to break: cut
             if current:
                 lines.append(current.rstrip())
