@@ -106,6 +106,28 @@ def test_runs_older_than_zero_init_last_are_read_as_their_version_trained(tmp_pa
     assert judge_claim(tmp_path, pinned).verdict == SUPPORTED
 
 
+def test_runs_in_another_data_regime_are_listed_as_left_out_other_methods_are_not(tmp_path):
+    """A claim that does not pin data.fraction describes runs on all the data: runs on 10%
+    are left out and the report says so, per reason on one line; a run with another aug.*
+    switch (another method) is not counted as left out of this one."""
+    pairs(tmp_path, [0.0170, 0.0180, 0.0190], fraction=0.1)
+    seeds(tmp_path, "lam_min", [0.94, 0.941, 0.942], aug="mixup", alpha=0.2,
+          extra={"aug.lam_min": 0.3})
+    result = judge_claim(tmp_path)
+    assert result.verdict == NOT_RUN
+    assert [item["why"] for item in result.left_out] == [
+        "data.fraction=0.1 where the claim needs 1.0"] * 6
+    assert not any("lam_min" in item["run"] for item in result.left_out)
+    write_report(build_report([tmp_path], [CLAIM]), tmp_path / "out")
+    page = (tmp_path / "out" / "REPORT.md").read_text()
+    assert "- Left out (6 runs), data.fraction=0.1 where the claim needs 1.0: " in page
+    # A claim on both fractions uses them all and leaves none out.
+    pairs(tmp_path / "all", [0.0170, 0.0180, 0.0190])
+    [small_data] = [claim for claim in load_claims() if claim["id"] == "article-small-data-gain"]
+    result = judge_claim(tmp_path, small_data)
+    assert result.verdict != NOT_RUN and len(result.runs) == 6 and result.left_out == []
+
+
 def test_an_unknown_old_value_leaves_the_run_out_and_says_why(tmp_path):
     pairs(tmp_path / "runs", [0.0170, 0.0180, 0.0190], model="preact_resnet18")
     for run in (tmp_path / "runs").iterdir():
@@ -119,7 +141,7 @@ def test_an_unknown_old_value_leaves_the_run_out_and_says_why(tmp_path):
     assert all("model.zero_init_last unknown" in item["why"] for item in result.left_out)
     write_report(build_report([tmp_path / "runs"], [claim]), tmp_path / "out")
     page = (tmp_path / "out" / "REPORT.md").read_text()
-    assert "- Left out: " in page and "model.zero_init_last unknown" in page
+    assert "- Left out (6 runs), model.zero_init_last unknown" in page
     data = json.loads((tmp_path / "out" / "report.json").read_text())
     assert len(data["claims"][0]["left_out"]) == 6
 

@@ -312,9 +312,11 @@ def render(results: dict[str, Any]) -> str:
             ("warmup_seconds", "warm-up s", "seconds"),
             ("peak_memory_bytes", memory, "bytes")]),
         "", "## Data pipeline alone (crop, flip, normalise, mix; no model, so no autocast)", "",
-        "Mixup and CutMix draw an epoch's lambdas, partners and boxes at its first step and "
-        "copy them to the device at once; the timed steps use draws made during warm-up, and "
-        "the last columns give that per-epoch cost apart.", "",
+        "Every mixer draws an epoch's random numbers (lambdas, partners, boxes, masks) at its "
+        "first step and copies them to the device at once; the timed steps use draws made "
+        "during warm-up, and the last columns give that per-epoch cost apart. The "
+        "model-guided methods' rows include their extra passes through the network; Manifold "
+        "Mixup's mixing happens in the forward pass, so its row holds only the draws.", "",
         _table(summary["pipeline"], [
             ("batch_size", "batch", ""), ("aug", "aug", ""),
             ("fast_images_per_s", "fast img/s", "rate"),

@@ -136,7 +136,10 @@ RULES = f"""\
   other aug.* switches) must hold its config default. If runs of more than one condition
   still match, the claim is not decided; the report names the keys to pin. One seed is
   one pair: a seed run twice counts once (the longer, then later run), and the report
-  lists the runs used and those left out, with why.
+  lists the runs used and those left out, with why: a run the claim's selectors take but
+  for its data regime (data fraction, label noise, validation split), a paper's procedure
+  (normalisation, label-noise mode, zero_init_last) or a key it cannot tell. A run with
+  another aug.* switch is another method, not a left-out run of this one.
 - A key a run lacks (written before the key existed) takes the value the older version
   used where it is known ({LEGACY_TEXT});
   otherwise it is unknown, and a claim that pins the key or needs its default leaves

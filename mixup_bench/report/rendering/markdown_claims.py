@@ -150,8 +150,12 @@ def claims_section(report: Report) -> list[str]:
                 f"{shown_path(Path(run['treatment']), report.directories)}"
                 + (f" (left out: {', '.join(run['left_out'])})" if run["left_out"] else "")
                 for run in data["runs"]))
-        lines += [f"- Left out: {shown_path(Path(item['run']), report.directories)}: "
-                  f"{item['why']}" for item in data["left_out"]]
+        left_out: dict[str, list[str]] = {}  # why -> runs: one line per reason
+        for item in data["left_out"]:
+            left_out.setdefault(item["why"], []).append(
+                shown_path(Path(item["run"]), report.directories))
+        lines += [f"- Left out ({len(paths)} run{'s' if len(paths) > 1 else ''}), {why}: "
+                  f"{', '.join(paths)}" for why, paths in left_out.items()]
     return lines + [""]
 
 

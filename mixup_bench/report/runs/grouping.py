@@ -206,9 +206,13 @@ def matches(run: Run, selector: dict[str, Any], defaults: dict[str, Any] | None 
                for key, default in (defaults or {}).items() if key not in selector)
 
 
-# Keys whose value decides whether a run follows a paper's protocol: a run the claim's
-# selectors would take but for one of these is listed as left out, with the value it has.
-PROTOCOL_KEYS = ("model.zero_init_last", "data.label_noise_mode", "data.normalization")
+# Keys whose value decides whether a run follows the protocol a claim describes: its data
+# regime (the share of the training set, label noise, a validation split held out) and a
+# paper's procedure. A run the claim's selectors would take but for one of these is listed
+# as left out, with the value it has (a run with another aug.* switch is another method,
+# not a left-out run of this one, and is not listed).
+PROTOCOL_KEYS = ("data.fraction", "data.label_noise", "data.val_fraction",
+                 "model.zero_init_last", "data.label_noise_mode", "data.normalization")
 
 
 def left_out_runs(runs: Iterable[Run], selectors: Iterable[dict[str, Any]],

@@ -1,0 +1,36 @@
+"""What the README quotes from results/ is what results/ holds: the worked example's rows
+of the claims table and the claim count, against results/quick/REPORT.md."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def claim_rows(markdown: str) -> dict[str, list[str]]:
+    """The claims table's rows (claim id -> cells), from the first table whose header
+    starts with `| claim | verdict |`."""
+    rows: dict[str, list[str]] = {}
+    inside = False
+    for line in markdown.splitlines():
+        if line.startswith("| claim | verdict |"):
+            inside = True
+        elif inside and not line.startswith("|"):
+            break
+        elif inside and not line.startswith("|---"):
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            rows[cells[0]] = cells
+    return rows
+
+
+def test_the_readme_quotes_the_quick_reports_claims_table_exactly():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    report = (ROOT / "results" / "quick" / "REPORT.md").read_text(encoding="utf-8")
+    quoted, reported = claim_rows(readme), claim_rows(report)
+    assert len(quoted) >= 4 and set(quoted) <= set(reported)
+    for claim_id, cells in quoted.items():  # the README leaves out the Holm-adjusted column
+        assert cells == reported[claim_id][:2] + reported[claim_id][3:], claim_id
+    [count] = re.findall(r"(\d+) of its (\d+) claims", readme)
+    assert (int(count[0]), int(count[1])) == (len(quoted), len(reported))
