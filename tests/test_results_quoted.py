@@ -34,3 +34,30 @@ def test_the_readme_quotes_the_quick_reports_claims_table_exactly():
         assert cells == reported[claim_id][:2] + reported[claim_id][3:], claim_id
     [count] = re.findall(r"(\d+) of its (\d+) claims", readme)
     assert (int(count[0]), int(count[1])) == (len(quoted), len(reported))
+
+
+def method_rows(markdown: str) -> dict[str, list[str]]:
+    """The README's method table: `aug=` name -> cells."""
+    rows = {}
+    for line in markdown.splitlines():
+        found = re.match(r"\| `([a-z_]+)` \|", line)
+        if found and line.count("|") == 7:
+            rows[found.group(1)] = [cell.strip() for cell in line.strip().strip("|").split("|")]
+    return rows
+
+
+def test_the_readme_method_table_lists_every_method_with_the_measured_step_cost():
+    import json
+
+    from mixup_bench.mixing import mixer_names
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = method_rows(readme)
+    assert set(rows) == set(mixer_names())
+    bench = json.loads((ROOT / "results/perf/cpu/methods/bench.json").read_text())
+    overhead = {row["aug"]: row["time_percent"] for row in bench["summary"]["mixing_overhead"]}
+    assert set(overhead) == set(mixer_names()) - {"none"}
+    for aug in ("attentivemix", "puzzlemix"):  # the costs that stand out of the noise
+        assert rows[aug][-1] == f"+{overhead[aug]:.0f}%"
+    noise = [value for aug, value in overhead.items() if aug not in ("attentivemix", "puzzlemix")]
+    assert f"From {min(noise):.0f}% to +{max(noise):.0f}%" in readme
