@@ -46,6 +46,16 @@ def test_augs_all_is_every_method_the_trainer_takes():
                                  "--compile"]))
 
 
+def test_without_gco_all_leaves_puzzlemix_out_and_asking_for_it_says_how(monkeypatch):
+    from mixup_bench.bench import plan as bench_plan
+
+    monkeypatch.setattr(bench_plan, "gco_missing", lambda: True)
+    everything = resolve_plan(parse_args(["--device", "cpu", "--dry-run", "--augs", "all"]))
+    assert "puzzlemix" not in everything.augs and len(everything.augs) == 11
+    with pytest.raises(BenchError, match=r"--augs puzzlemix: .*pip install -e '\.\[puzzlemix\]'"):
+        resolve_plan(parse_args(["--device", "cpu", "--augs", "none,puzzlemix"]))
+
+
 def test_fast_only_plans_the_default_setting_alone():
     plan = resolve_plan(parse_args(["--device", "cpu", "--dry-run", "--fast-only"]))
     fast = fast_switches(plan.device, False)

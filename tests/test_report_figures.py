@@ -267,3 +267,5 @@ def test_a_long_claim_id_breaks_after_a_hyphen_not_inside_a_word() -> None:
     assert all(line.endswith("-") for line in lines[:-1])  # every break follows a hyphen
     words = claim.split("-")  # no word is cut: each line holds whole words
     assert all(part in words for line in lines for part in line.rstrip("-").split("-"))
+    negative = wrap("optim.weight_decay=-0.0005,sched.milestones=[1,2]", 1.4).split("\n")
+    assert not any(line.endswith("=-") for line in negative)  # a minus sign stays with 0.0005

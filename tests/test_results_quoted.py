@@ -61,3 +61,17 @@ def test_the_readme_method_table_lists_every_method_with_the_measured_step_cost(
         assert rows[aug][-1] == f"+{overhead[aug]:.0f}%"
     noise = [value for aug, value in overhead.items() if aug not in ("attentivemix", "puzzlemix")]
     assert f"From {min(noise):.0f}% to +{max(noise):.0f}%" in readme
+
+
+def test_the_readme_method_table_quotes_the_quiet_mixing_step_runs():
+    """The mixer-alone column is the range, over the three runs, of each method's per-batch
+    milliseconds in results/perf/cpu/mixing_step_quiet_2026-12-07.md, to one decimal."""
+    rows = method_rows((ROOT / "README.md").read_text(encoding="utf-8"))
+    measured = (ROOT / "results/perf/cpu/mixing_step_quiet_2026-12-07.md").read_text()
+    checked = 0
+    for aug, per_batch in re.findall(r"^\| `([a-z_]+)` \| ([\d. /]+) \|", measured, re.M):
+        values = [float(value) for value in per_batch.split("/")]
+        if aug != "none":
+            assert rows[aug][4] == f"{min(values):.1f}-{max(values):.1f}", aug
+            checked += 1
+    assert checked == 8

@@ -126,6 +126,20 @@ def test_runs_in_another_data_regime_are_listed_as_left_out_other_methods_are_no
     [small_data] = [claim for claim in load_claims() if claim["id"] == "article-small-data-gain"]
     result = judge_claim(tmp_path, small_data)
     assert result.verdict != NOT_RUN and len(result.runs) == 6 and result.left_out == []
+    # A run at 10% with no partner at its seed is the claim's kind of run, not left out.
+    seeds(tmp_path / "unpaired", "mixup", [0.5] * 6, aug="mixup", alpha=0.2, fraction=0.1)
+    result = judge_claim(tmp_path, small_data)
+    assert len(result.runs) == 6 and result.left_out == []
+
+
+def test_clean_runs_are_listed_as_left_out_of_a_label_noise_claim(tmp_path):
+    """A run without label noise has no noise mode; it is left out for its label_noise."""
+    [claim] = [claim for claim in load_claims() if claim["id"] == "label-noise-20"]
+    pairs(tmp_path, [0.02, 0.03, 0.04])
+    result = judge_claim(tmp_path, claim)
+    assert result.verdict == NOT_RUN
+    assert [item["why"] for item in result.left_out] == [
+        "data.label_noise=0.0 where the claim needs 0.2"] * 6
 
 
 def test_an_unknown_old_value_leaves_the_run_out_and_says_why(tmp_path):

@@ -103,6 +103,13 @@ def compiles_differently(switches: Switches, fast: Switches) -> bool:
         (fast.compile, fast.compile_mode if fast.compile else None)
 
 
+def gco_missing() -> bool:
+    """Whether PuzzleMix's graph-cut package (the optional extra) is absent."""
+    import importlib.util
+
+    return importlib.util.find_spec("gco") is None
+
+
 def planned_settings(fast: Switches, device, fast_only: bool = False) -> list[Switches | None]:
     """The bench's order (None: the classic pipeline): the default setting, those that
     compile (the targets depend on them, and a time limit cuts the last settings), the
@@ -208,8 +215,15 @@ def resolve_plan(args: argparse.Namespace) -> Plan:
         raise BenchError(f"--augs: {','.join(unknown)} unknown; expected 'all' or some of "
                          f"{','.join(known)}")
     if args.compile and "manifold_mixup" in augs:
-        raise BenchError("--compile with --augs manifold_mixup: torch.compile ignores the "
-                         "forward hook that mixes hidden features; leave one of them out")
+        raise BenchError("--compile with --augs manifold_mixup (or all): torch.compile ignores "
+                         "the forward hook that mixes hidden features; list the methods "
+                         "without it, or leave out --compile")
+    if "puzzlemix" in augs and gco_missing():
+        hint = "its graph cut needs gco-wrapper: pip install -e '.[puzzlemix]'"
+        if args.augs != "all":
+            raise BenchError(f"--augs puzzlemix: {hint}")
+        augs.remove("puzzlemix")
+        log(f"--augs all: puzzlemix left out ({hint})")
     for name in ("steps", "eval_batch_size", "eval_batches", "repeats"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise BenchError(f"--{name.replace('_', '-')}={getattr(args, name)}: expected >= 1")

@@ -101,7 +101,7 @@ def wrap(text: str, width_inches: float, points: float = TEXT) -> str:
 
 def _wrap_line(text: str, width: int) -> list[str]:
     lines, current = [], ""
-    for token in re.split(r"(?<=[ _.=,/-])", text):
+    for token in re.split(r"(?<=[ _.=,/])|(?<=[^=\s]-)", text):  # not after a minus sign
         while len(token) > width:  # no place to break: cut
             if current:
                 lines.append(current.rstrip())

@@ -213,17 +213,24 @@ def matches(run: Run, selector: dict[str, Any], defaults: dict[str, Any] | None 
 # not a left-out run of this one, and is not listed).
 PROTOCOL_KEYS = ("data.fraction", "data.label_noise", "data.val_fraction",
                  "model.zero_init_last", "data.label_noise_mode", "data.normalization")
+# Keys that mean nothing once another differs: a run without label noise has no noise mode
+# (its value is blank), so a clean run is left out of a noise claim for its label_noise.
+MOOT_WHEN_OTHER = {"data.label_noise": ("data.label_noise_mode",)}
 
 
 def left_out_runs(runs: Iterable[Run], selectors: Iterable[dict[str, Any]],
                   defaults: dict[str, Any] | None = None) -> list[dict[str, str]]:
     """The finished runs a selector would take but for keys they cannot tell (unknown) or
-    a PROTOCOL_KEYS value other than the claim needs, each with why."""
+    a PROTOCOL_KEYS value other than the claim needs, each with why. A run that one of
+    the selectors takes as it is (a claim on two data fractions) is never listed."""
+    selectors, runs = list(selectors), [run for run in runs if run.finished]
+    taken = {str(run.path) for run in runs
+             if any(matches(run, selector, defaults) for selector in selectors)}
     found: dict[str, str] = {}
     for selector in selectors:
         needed = {**(defaults or {}), **selector}
         for run in runs:
-            if not run.finished or str(run.path) in found:
+            if str(run.path) in found or str(run.path) in taken:
                 continue
             unknown = unknown_settings(run, selector, defaults)
             other = [key for key in PROTOCOL_KEYS if key in needed and key not in unknown
@@ -231,10 +238,11 @@ def left_out_runs(runs: Iterable[Run], selectors: Iterable[dict[str, Any]],
                      and not value_matches(run.settings.get(key), needed[key])]
             if not unknown and not other:
                 continue
-            known = {key: value for key, value in selector.items()
-                     if key not in unknown and key not in other}
+            ignored = {*unknown, *other,
+                       *(moot for key in other for moot in MOOT_WHEN_OTHER.get(key, ()))}
+            known = {key: value for key, value in selector.items() if key not in ignored}
             rest = {key: value for key, value in (defaults or {}).items()
-                    if key not in unknown and key not in other}
+                    if key not in ignored}
             if matches(run, known, rest):
                 why = [f"{key}={run.settings[key]} where the claim needs {needed[key]}"
                        for key in other]
