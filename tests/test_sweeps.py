@@ -56,6 +56,7 @@ def test_parallel_sweep_jobs_lease_distinct_gpus_and_give_every_lease_back(tmp_p
     leases = tmp_path / "leases.jsonl"
     sweep = tmp_path / "sweep"
     environment = {"FAKE_GPUS": "2", "LEASE_LOG": str(leases), "TMPDIR": str(tmp_path),
+                   "LEASE_RENDEZVOUS_S": "90",  # hold a lease until a second one is taken
                    "PYTHONPATH": os.pathsep.join([str(REPO / "tests" / "fake_gpus"), str(REPO)])}
     result = run_cli("train", "-m", "hydra/launcher=gpus", "hydra.launcher.n_jobs=2",
                      f"data.root={data},{tmp_path / 'missing'}", "seed=0,1",
