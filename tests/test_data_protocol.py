@@ -1,4 +1,4 @@
-"""The data protocol against the papers' : the authors' normalisation,
+"""The data protocol against the papers': the authors' normalisation,
 their label-noise procedure, and an image folder's test split fixed by its own seed."""
 
 from __future__ import annotations

@@ -353,12 +353,7 @@ def evaluate_claims(claims: Iterable[dict[str, Any]], runs: list[Run]) -> list[C
     for claim in claims:
         validate_claim(claim)
         result = EVALUATORS[claim["kind"]](claim, runs)
-        used = {path for pair in result.runs for path in (pair["baseline"], pair["treatment"])}
-        # A run one selector would take but for its data fraction may be another selector's
-        # (a claim on two fractions): it is used, not left out.
-        result.left_out = [item for item in left_out_runs(runs, selectors(claim),
-                                                          condition_defaults())
-                           if item["run"] not in used]
+        result.left_out = left_out_runs(runs, selectors(claim), condition_defaults())
         if claim.get("notes"):
             result.notes.append(str(claim["notes"]).strip())
         results.append(result)
