@@ -103,3 +103,28 @@ def test_the_bench_reads_their_defaults_from_conf_and_gives_them_the_network():
         mixed = mixer(batch, labels, torch.Generator().manual_seed(1))
         assert mixer.guide.model is model and mixer.guide.passes == 1
         assert torch.allclose(mixed.targets.sum(1), torch.ones(4))
+
+
+def test_the_mixing_and_sync_targets_judge_what_they_were_set_for():
+    """Built so that a guided method is dearest and PuzzleMix syncs: the mixing targets
+    still read mixup and cutmix, the sync target every method but PuzzleMix."""
+    from mixup_bench.bench.plan import Plan
+    from mixup_bench.bench.results import targets
+
+    plan = Plan(device=torch.device("cuda"), batch_sizes=[128], augs=["none", "mixup",
+                "cutmix", "attentivemix", "puzzlemix"], warmup=0, steps=1, eval_batch_size=1,
+                eval_batches=1, workers=0, compile=False, mode="dry_run", data_root=None,
+                out=None, note=None)
+    overhead = {"mixup": 1.0, "cutmix": 2.0, "attentivemix": 90.0, "puzzlemix": 150.0}
+    summary = {"training": [], "syncs": [
+        {"config": "fast", "batch_size": 128, "aug": aug, "syncs_per_step": int(aug == "puzzlemix")}
+        for aug in plan.augs], "mixing_overhead": [
+        {"pipeline": "fast", "batch_size": 128, "aug": aug, "time_percent": percent,
+         "peak_memory_percent": percent / 10} for aug, percent in overhead.items()]}
+    rows = {row["target"]: row for row in targets([], summary, plan)}
+    time_row = rows["mixing time over aug none (mixup, cutmix), highest <= 3%"]
+    assert (time_row["measured"], time_row["met"]) == (2.0, True)
+    assert "cutmix" in time_row["setting"]
+    syncs = rows["host synchronisations per training step, fast, every batch size and aug "
+                 "(but puzzlemix) = 0"]
+    assert (syncs["measured"], syncs["met"]) == (0, True)
